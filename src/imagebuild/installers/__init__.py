@@ -1,0 +1,1 @@
+"""Package managers: how packages get into an image."""

@@ -1,0 +1,1 @@
+"""Running external programs: finding them, running them, reporting their failures."""

@@ -1,0 +1,122 @@
+"""Summary, JSON (parity with mkosi v22's output) and the generated documentation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from imagebuild.config import (
+    SETTINGS,
+    format_documentation,
+    format_help,
+    format_json,
+    format_summary,
+    load,
+    to_json_dict,
+)
+
+from .conftest import Tree
+
+SPEC = Path(__file__).parent / "data"  # copies of ../shared/spec/summary-json-example.*
+# Values mkosi v22 derived from its own host or internals; the design notes exempt them.
+HOST_DERIVED = {"Seed", "Credentials", "KernelCommandLineExtra"}
+
+
+def example_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "example"
+    root.mkdir()
+    shutil.copy(SPEC / "summary-json-example.conf", root / "mkosi.conf")
+    return root
+
+
+def test_json_matches_mkosi_v22_key_for_key(tmp_path: Path) -> None:
+    root = example_tree(tmp_path)
+    args, images = load(["-C", str(root), "summary", "--json"])
+    assert args.json
+    reference = json.loads((SPEC / "summary-json-example.json").read_text().replace("/home/user/example", str(root)))
+    ours = json.loads(format_json(images))
+    assert list(ours) == ["Images"] and len(ours["Images"]) == 1
+    mine, theirs = ours["Images"][0], reference["Images"][0]
+    assert sorted(mine) == sorted(theirs)
+    for key in theirs:
+        if key in HOST_DERIVED:
+            continue
+        if key == "Environment":
+            # TERM came from the terminal v22 ran in.
+            assert {k: v for k, v in theirs[key].items() if k != "TERM"} == mine[key]
+            continue
+        assert mine[key] == theirs[key], key
+
+
+def test_json_is_pretty_printed_like_mkosi(tmp_path: Path) -> None:
+    _, images = load(["-C", str(example_tree(tmp_path)), "summary"])
+    text = format_json(images)
+    assert text.startswith('{\n    "Images": [\n        {\n            "Acl": false,\n')
+
+
+def test_json_encodings(tree: Tree) -> None:
+    tree.write("mkosi.rootpw", "hashed:$6$x", mode=0o600)
+    tree.mkdir("drives")
+    tree.write("mkosi.conf", """
+        [Validation]
+        VerityKeySource=engine:pkcs11
+        [Host]
+        QemuDrives=d1:1G:drives:cache=unsafe
+        ToolsTree=default
+        QemuVsockConnectionId=auto
+        RuntimeSize=1G
+    """)
+    j = to_json_dict(tree.one())
+    assert j["RootPassword"] == ["$6$x", True]
+    assert j["VerityKeySource"] == {"source": "pkcs11", "type": "engine"}
+    assert j["QemuDrives"] == [{"directory": str(tree.root / "drives"), "id": "d1", "options": "cache=unsafe",
+                                "size": 1024**3}]
+    assert j["ToolsTree"] == "default"
+    assert j["QemuVsockConnectionId"] == -1
+    assert j["RuntimeSize"] == 1024**3
+    assert json.loads(json.dumps(j)) == j
+
+
+def test_json_of_several_images(tree: Tree) -> None:
+    tree.write("mkosi.images/a.conf", "")
+    tree.write("mkosi.images/b.conf", "[Config]\nDependencies=a\n")
+    data = json.loads(format_json(tree.load()))
+    assert [i["Image"] for i in data["Images"]] == ["a", "b"]
+    assert data["Images"][1]["Dependencies"] == ["a"]
+
+
+def test_summary_is_grouped_by_section(tree: Tree) -> None:
+    tree.write("mkosi.conf", "[Content]\nPackages=a,b\n[Output]\nImageId=x\n")
+    tree.write("mkosi.rootpw", "topsecret", mode=0o600)
+    args, images = load(["-C", str(tree.root), "summary"])
+    text = format_summary(args, images)
+    assert text.startswith("IMAGE: default\n")
+    headers = [line.strip() for line in text.splitlines() if line.startswith("    ") and line.strip().endswith(":")
+               and line.strip()[:-1].isupper()]
+    assert headers == ["CONFIG:", "DISTRIBUTION:", "OUTPUT:", "CONTENT:", "VALIDATION:", "HOST:"]
+    assert "Packages: a\n" in text
+    assert "Image ID: x" in text
+    assert "Root Password: (set)" in text and "topsecret" not in text
+    # Every setting has its line.
+    for s in SETTINGS:
+        assert f"{s.label}: " in text, s.name
+
+
+def test_documentation_lists_every_setting() -> None:
+    for fmt in ("markdown", "man", "auto"):
+        doc = format_documentation(fmt)
+        for s in SETTINGS:
+            assert f"{s.name}=" in doc, (fmt, s.name)
+    assert "## [Content] section" in format_documentation("markdown")
+    assert "[CONTENT] SECTION" in format_documentation("man")
+
+
+def test_help_lists_every_option() -> None:
+    text = format_help()
+    assert text.startswith("usage:")
+    for s in SETTINGS:
+        for option in s.options:
+            assert option in text, option
+    for option in ("--force", "--directory", "--json", "--auto-bump", "--doc-format", "--genkey-valid-days"):
+        assert option in text

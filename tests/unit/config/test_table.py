@@ -1,0 +1,118 @@
+"""The settings table: complete with respect to the man page, consistent with Config, CLI and specifiers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from imagebuild.config import SETTINGS, Config
+from imagebuild.config.settings import BY_NAME, BY_OPTION, BY_SPECIFIER, MATCH_NAMES, SECTIONS
+
+# The settings of mkosi v22's man page, section by section.
+MAN_PAGE = {
+    "Config": "Profile Include InitrdInclude Images Dependencies MinimumVersion",
+    "Distribution": "Distribution Release Architecture Mirror LocalMirror RepositoryKeyCheck Repositories "
+                    "CacheOnly PackageManagerTrees",
+    "Output": "Format ManifestFormat Output CompressOutput CompressLevel OutputDirectory WorkspaceDirectory "
+              "CacheDirectory PackageCacheDirectory BuildDirectory ImageVersion ImageId SplitArtifacts "
+              "RepartDirectories SectorSize RepartOffline Overlay UseSubvolumes Seed",
+    "Content": "SourceDateEpoch Packages BuildPackages PackageDirectories WithRecommends WithDocs BaseTrees "
+               "SkeletonTrees ExtraTrees RemovePackages RemoveFiles CleanPackageMetadata SyncScripts "
+               "PrepareScripts BuildScripts PostInstallationScripts FinalizeScripts BuildSources "
+               "BuildSourcesEphemeral Environment EnvironmentFiles WithTests WithNetwork Bootable Bootloader "
+               "BiosBootloader ShimBootloader UnifiedKernelImages Initrds InitrdPackages MicrocodeHost "
+               "KernelCommandLine KernelModulesInclude KernelModulesExclude KernelModulesIncludeHost "
+               "KernelModulesInitrd KernelModulesInitrdInclude KernelModulesInitrdExclude "
+               "KernelModulesInitrdIncludeHost Locale LocaleMessages Keymap Timezone Hostname RootShell "
+               "RootPassword Autologin MakeInitrd Ssh SELinuxRelabel",
+    "Validation": "SecureBoot SecureBootAutoEnroll SecureBootKey SecureBootKeySource SecureBootCertificate "
+                  "SecureBootSignTool VerityKey VerityKeySource VerityCertificate SignExpectedPcr Passphrase "
+                  "Checksum Sign Key",
+    "Host": "Incremental NSpawnSettings ExtraSearchPaths QemuGui QemuSmp QemuMem QemuKvm QemuVsock "
+            "QemuVsockConnectionId QemuSwtpm QemuCdrom QemuFirmware QemuFirmwareVariables QemuKernel QemuDrives "
+            "QemuArgs Ephemeral Credentials KernelCommandLineExtra Acl ToolsTree ToolsTreeDistribution "
+            "ToolsTreeRelease ToolsTreeMirror ToolsTreeRepositories ToolsTreePackageManagerTrees "
+            "ToolsTreePackages RuntimeTrees RuntimeSize RuntimeScratch RuntimeNetwork SshKey SshCertificate",
+}
+
+# Options as the man page documents them (long and short).
+DOCUMENTED_OPTIONS = {
+    "Distribution": ("--distribution", "-d"),
+    "Release": ("--release", "-r"),
+    "Mirror": ("--mirror", "-m"),
+    "Format": ("--format", "-t"),
+    "Output": ("--output", "-o"),
+    "OutputDirectory": ("--output-dir", "-O"),
+    "Packages": ("--package", "-p"),
+    "WithTests": ("--without-tests", "-T"),
+    "Incremental": ("--incremental", "-i"),
+    "NSpawnSettings": ("--settings",),
+    "Images": ("--image",),
+    "Dependencies": ("--dependency",),
+    "PostInstallationScripts": ("--postinst-script",),
+    "EnvironmentFiles": ("--env-file",),
+    "QemuVsockConnectionId": ("--qemu-vsock-cid",),
+    "Credentials": ("--credential",),
+    "Initrds": ("--initrd",),
+    "RepartDirectories": ("--repart-dir",),
+    "WorkspaceDirectory": ("--workspace-dir",),
+    "CacheDirectory": ("--cache-dir",),
+    "PackageCacheDirectory": ("--package-cache-dir",),
+    "BuildDirectory": ("--build-dir",),
+    "ToolsTreeRepositories": ("--tools-tree-repository",),
+    "ToolsTreePackages": ("--tools-tree-packages",),
+    "RuntimeTrees": ("--runtime-tree",),
+    "ExtraSearchPaths": ("--extra-search-path",),
+    "QemuDrives": ("--qemu-drive",),
+}
+
+
+def test_every_man_page_setting_is_in_its_section() -> None:
+    table = {section: [s.name for s in SETTINGS if s.section == section] for section in SECTIONS}
+    for section, names in MAN_PAGE.items():
+        assert sorted(table[section]) == sorted(names.split()), section
+    assert len(SETTINGS) == sum(len(n.split()) for n in MAN_PAGE.values())
+
+
+@pytest.mark.parametrize(("name", "options"), sorted(DOCUMENTED_OPTIONS.items()))
+def test_documented_options(name: str, options: tuple[str, ...]) -> None:
+    for option in options:
+        assert BY_OPTION[option].name == name
+
+
+def test_config_has_one_field_per_setting() -> None:
+    fields = [f.name for f in dataclasses.fields(Config)]
+    assert fields[:2] == ["directory", "image"]
+    assert fields[2:-1] == [s.attr for s in SETTINGS]
+    assert fields[-1] == "non_default"
+
+
+def test_contract_field_names() -> None:
+    names = {f.name for f in dataclasses.fields(Config)}
+    for attr in ("postinst_scripts", "cache_only", "format", "output_directory", "nspawn_settings",
+                 "extra_trees", "skeleton_trees", "package_manager_trees", "runtime_trees", "build_sources",
+                 "tools_tree", "qemu_mem", "qemu_smp", "root_password", "kernel_command_line_extra"):
+        assert attr in names
+
+
+def test_specifiers() -> None:
+    assert {k: v.name for k, v in BY_SPECIFIER.items()} == {
+        "d": "Distribution", "r": "Release", "a": "Architecture", "t": "Format", "o": "Output",
+        "O": "OutputDirectory", "i": "ImageId", "v": "ImageVersion",
+    }
+
+
+def test_match_conditions_of_the_man_page_table() -> None:
+    assert sorted(MATCH_NAMES) == sorted(
+        ["Profile", "Distribution", "Release", "Architecture", "PathExists", "ImageId", "ImageVersion",
+         "Bootable", "Format", "SystemdVersion", "BuildSources", "HostArchitecture"]
+    )
+
+
+def test_options_are_unique_and_names_resolve() -> None:
+    options = [o for s in SETTINGS for o in s.options]
+    assert len(options) == len(set(options))
+    for s in SETTINGS:
+        assert BY_NAME[s.name] is s
+        assert s.help and s.label
