@@ -8,9 +8,11 @@ import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from imagebuild import __version__
 from imagebuild.config import (
     Args,
     Config,
+    Overrides,
     Verb,
     format_documentation,
     format_help,
@@ -119,13 +121,16 @@ VERBS: dict[Verb, Callable[[Args, list[Config]], int]] = {
 }
 
 
-def run_verb(args: Args, overrides: object) -> int:
+def run_verb(args: Args, overrides: Overrides) -> int:
+    if args.version:
+        print(f"imagebuild {__version__}")
+        return 0
     if args.verb in VERBS_WITHOUT_CONFIG:
         return VERBS_WITHOUT_CONFIG[args.verb](args)
     handler = VERBS.get(args.verb)
     if handler is None:
         raise ImageBuildError(f"not supported yet: the '{args.verb}' verb")
-    images = load_images(args, overrides)  # type: ignore[arg-type]
+    images = load_images(args, overrides)
     return handler(args, images)
 
 
@@ -140,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImageBuildError as e:
         print(f"imagebuild: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `imagebuild summary | head`: the reader has gone, which is not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("imagebuild: interrupted; nothing was written to the output directory", file=sys.stderr)
         return 130

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,30 @@ def test_machine_is_stopped_when_tests_fail(pytester: pytest.Pytester, shared_ca
     # succeed() shows the command, its exit status and both streams.
     result.stdout.fnmatch_lines(["*command failed in*", "*exit status: 7*"])
     assert nspawn_processes(str(cache)) == []
+
+
+@pytest.mark.integration
+def test_machine_is_stopped_when_pytest_is_interrupted(pytester: pytest.Pytester, shared_cache: Path) -> None:
+    ready = pytester.path / "ready"
+    pytester.makepyfile(f'''
+import pathlib, time
+def test_wait(mkosi_machine):
+    pathlib.Path({str(ready)!r}).write_text(mkosi_machine.name)
+    time.sleep(300)
+''')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", f"--mkosi-config={MINIMAL}", f"--mkosi-cache-dir={shared_cache}",
+         "-p", "no:cacheprovider", str(pytester.path)],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 600
+    while not ready.exists():
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    name = ready.read_text()
+    assert nspawn_processes(name) != []
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C does
+    output = proc.communicate(timeout=120)[0]
+    assert "KeyboardInterrupt" in output
+    assert nspawn_processes(name) == []

@@ -6,7 +6,6 @@ time, and options after a verb such as summary (`summary --json`) still count as
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,16 +17,16 @@ from imagebuild.config.setting import Setting
 from imagebuild.config.settings import BY_OPTION
 from imagebuild.config.values import Ctx, parse_compression, parse_feature, try_boolean
 
-# Command-line-only options: name -> (takes a value, Args field).
+# Command-line-only options without a value (an optional =BOOL is accepted): option -> Args field.
 _FLAGS = {
     "--debug": "debug",
     "--debug-shell": "debug_shell",
     "--debug-workspace": "debug_workspace",
     "--json": "json",
     "--auto-bump": "auto_bump",
-    "-B": "auto_bump",
     "--version": "version",
 }
+# Command-line-only options with a value: option -> Args field.
 _VALUED = {
     "--directory": "directory",
     "-C": "directory",
@@ -36,6 +35,7 @@ _VALUED = {
     "--doc-format": "doc_format",
 }
 _IGNORED = {"--no-pager"}  # accepted for compatibility with mkosi, without effect here
+# Short options that need a value (-C and the settings' short options without an optional value).
 _SHORT_VALUED = {"C", *(o[1] for o, s in BY_OPTION.items() if len(o) == 2 and s.flag is None)}
 
 
@@ -44,6 +44,8 @@ def all_options() -> list[str]:
 
 
 def _unknown(option: str) -> ConfigError:
+    import difflib
+
     close = difflib.get_close_matches(option, [o for o in all_options() if o.startswith("--")], n=1)
     hint = f"; did you mean {close[0]}?" if close else ""
     return ConfigError(f"unknown option {option}{hint} (see imagebuild --help)")
@@ -110,6 +112,10 @@ def parse_command_line(argv: Sequence[str]) -> tuple[Args, Overrides]:
                 verb = Verb.help
             elif name == "--force":
                 fields["force"] = int(fields["force"]) + 1  # type: ignore[call-overload]
+            elif name == "--version":
+                # Verb help as well, so a caller that does not look at args.version never builds.
+                fields["version"] = True
+                verb = Verb.help
             elif name in _FLAGS:
                 fields[_FLAGS[name]] = try_boolean(value) if eq else True
                 if fields[_FLAGS[name]] is None:
@@ -183,6 +189,8 @@ def parse_command_line(argv: Sequence[str]) -> tuple[Args, Overrides]:
 
         if verb is None:
             if arg not in Verb.__members__:
+                import difflib
+
                 close = difflib.get_close_matches(arg, list(Verb.__members__), n=1)
                 raise ConfigError(
                     f"unknown verb {arg!r}" + (f"; did you mean {close[0]}?" if close else "")

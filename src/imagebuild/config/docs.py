@@ -69,7 +69,9 @@ def format_help() -> str:
     """The text of imagebuild -h / help: usage, verbs and every option."""
     verbs = [v.value for v in Verb]
     assert sorted(verbs) == sorted(v for v, _ in _USAGE)
-    lines = ["usage:"]
+    from imagebuild import __version__
+
+    lines = [f"imagebuild {__version__} (the configuration language of mkosi v22)", "", "usage:"]
     lines += [f"  imagebuild [options...] {v:<13} {a}".rstrip() for v, a in _USAGE]
     lines += ["  imagebuild -h | --help", "  imagebuild --version", "", "Command-line-only options:"]
     lines += [f"  {o:<32} {h}" for o, h in _CLI_ONLY]
@@ -114,9 +116,9 @@ def _man() -> str:
             "", "DESCRIPTION", *wrap.wrap(_INTRO.replace("\n", " ")), "", "SYNOPSIS"]
     body += [f"       imagebuild [options...] {v} {a}".rstrip() for v, a in _USAGE]
     body += ["", "COMMAND-LINE-ONLY OPTIONS"]
-    for o, h in _CLI_ONLY:
-        body += [f"       {o}", *wrap.wrap("       " + h)]
     detail = textwrap.TextWrapper(width=78, initial_indent=" " * 14, subsequent_indent=" " * 14)
+    for o, h in _CLI_ONLY:
+        body += [f"       {o}", *detail.wrap(h)]
     for section in SECTIONS:
         body += ["", f"[{section.upper()}] SECTION"]
         for s in SETTINGS:

@@ -5,7 +5,7 @@ Each is read once and cached; tests replace them with set_host().
 
 from __future__ import annotations
 
-import platform
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +78,7 @@ def _detect() -> HostFacts:
         except OSError:
             continue
     dist, release = distribution_from_os_release(fields)
-    return HostFacts(dist, release, Architecture.from_uname(platform.machine()))
+    return HostFacts(dist, release, Architecture.from_uname(os.uname().machine))
 
 
 _facts: HostFacts | None = None

@@ -12,7 +12,7 @@ from pathlib import Path
 from imagebuild.config.errors import ConfigError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Entry:
     """One assignment, or (key == "") the end of a section, which [Match] evaluation needs."""
 

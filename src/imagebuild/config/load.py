@@ -79,7 +79,8 @@ def make_config(resolver: Resolver, image: str | None, directory: Path, values: 
     defaults = resolver.builtin_defaults(values)
     non_default = frozenset(s.name for s in SETTINGS if values[s.attr] != defaults[s.attr])
     _check(image or "main", values)
-    values = dict(values)
+    # Images resolved from one global state may share list objects; give each its own.
+    values = {k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v for k, v in values.items()}
     if values["sign"]:
         values["checksum"] = True
     values["environment"] = _environment(values)

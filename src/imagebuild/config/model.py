@@ -45,7 +45,8 @@ class Args:
     version: bool = False
 
 
-@dataclass(frozen=True)
+# repr and eq are written generically below: generating them for ~140 fields would cost import time.
+@dataclass(frozen=True, repr=False, eq=False)
 class Config:
     """Every setting of one image, resolved: defaults applied, paths absolute, specifiers expanded.
 
@@ -207,3 +208,14 @@ class Config:
 
     def output_dir_or_cwd(self) -> Path:
         return self.output_directory or self.directory
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{name}={value!r}" for name, value in self.__dict__.items())
+        return f"Config({body})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # lists inside: not hashable, as a generated eq would make it

@@ -64,7 +64,7 @@ def show(setting: Setting, value: Any) -> str:
     if setting.show is not None:
         return setting.show(value)
     if value is None:
-        return "none"
+        return setting.unset_text
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, enum.Enum):

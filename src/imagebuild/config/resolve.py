@@ -8,7 +8,6 @@ Include= is read right after the assignment. Sub-images in mkosi.images/ start f
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Iterator
@@ -52,6 +51,8 @@ class State:
 
 
 def suggest(name: str, candidates: list[str]) -> str:
+    import difflib
+
     lowered = {c.lower(): c for c in candidates}
     if name.lower() in lowered:
         return f"; did you mean {lowered[name.lower()]}=?"
@@ -185,6 +186,8 @@ class Resolver:
             if e.section not in known:
                 if e.section not in warned_sections:
                     warned_sections.add(e.section)
+                    import difflib
+
                     hint = difflib.get_close_matches(e.section, list(SECTIONS), n=1)
                     log.warning("%s: unknown section [%s], its settings are ignored%s", where, e.section,
                                 f" (did you mean [{hint[0]}]?)" if hint else "")

@@ -23,11 +23,15 @@ Parser = Callable[[str, Ctx], Any]
 Matcher = Callable[[str, Any, Ctx], bool]
 
 
+_WORD_START = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_LABEL_BREAK = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+
 def snake_case(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return _WORD_START.sub("_", name).lower()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Setting:
     name: str
     section: str
@@ -67,6 +71,8 @@ class Setting:
     supported: bool = False
     # Formats the value for the summary; None uses the generic formatting by type.
     show: Callable[[Any], str] | None = None
+    # What the summary shows when the value is None (unset).
+    unset_text: str = "none"
     compat_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -75,7 +81,7 @@ class Setting:
         if not self.long:
             object.__setattr__(self, "long", ("--" + self.attr.replace("_", "-"),))
         if not self.label:
-            object.__setattr__(self, "label", re.sub(r"(?<=[a-z])(?=[A-Z])", " ", self.name))
+            object.__setattr__(self, "label", _LABEL_BREAK.sub(" ", self.name))
 
     @property
     def options(self) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from imagebuild.config.enums import COMPRESSION_ALIASES, Compression, ConfigFeat
 from imagebuild.config.errors import ValueProblem
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Ctx:
     """Where a value comes from: relative paths resolve against base; where is "file:line" or similar."""
 
@@ -25,7 +25,7 @@ class Ctx:
     where: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TreeSpec:
     """A SOURCE[:TARGET] pair; target None means the root of the image (or the default mount point)."""
 
@@ -36,7 +36,7 @@ class TreeSpec:
         return f"{self.source}:{self.target}" if self.target else str(self.source)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class QemuDrive:
     id: str
     size: int
@@ -44,7 +44,7 @@ class QemuDrive:
     options: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class KeySource:
     type: KeySourceType = KeySourceType.file
     source: str = ""
@@ -53,7 +53,7 @@ class KeySource:
         return f"{self.type}:{self.source}" if self.source else str(self.type)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RootPassword:
     """The root password; hashed says it is already a crypt(3) hash (the hashed: prefix)."""
 

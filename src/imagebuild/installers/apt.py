@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild.errors import BuildError
-from imagebuild.tools.run import find_tool, run
+from imagebuild.tools.run import CommandError, find_tool, run
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
@@ -102,7 +102,7 @@ def eatmydata_hooks(architecture: str) -> list[str]:
     return [f'--extract-hook=sh {extract} "$1" {multiarch}', f'--customize-hook=sh {undo} "$1" {multiarch}']
 
 
-_MISSING_PACKAGE = re.compile(r"E: (?:Unable to locate package|Package '?)([^\s']+)")
+_MISSING_PACKAGE = re.compile(r"E: (?:Unable to locate package\s+|Package '?)([^\s']+)")
 
 
 def bootstrap(
@@ -142,9 +142,9 @@ def bootstrap(
     if config.source_date_epoch is not None:
         env["SOURCE_DATE_EPOCH"] = str(config.source_date_epoch)
     try:
-        run(argv, what="mmdebstrap", env=env, log_file=context.workspace / "mmdebstrap.log")
-    except BuildError as e:
-        missing = _MISSING_PACKAGE.findall(str(e))
+        run(argv, what="mmdebstrap", env=env)
+    except CommandError as e:
+        missing = _MISSING_PACKAGE.findall(e.output)
         if missing:
             names = ", ".join(sorted(set(missing)))
             raise BuildError(

@@ -18,6 +18,14 @@ from imagebuild.log import logger
 TAIL_LINES = 25
 
 
+class CommandError(BuildError):
+    """An external command failed; `output` is everything it printed."""
+
+    def __init__(self, message: str, *, output: str) -> None:
+        super().__init__(message)
+        self.output = output
+
+
 def find_tool(name: str, *, package: str | None = None) -> str:
     """The absolute path of a host tool, or a BuildError saying which package provides it."""
     path = shutil.which(name)
@@ -48,12 +56,11 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     stdin: int | None = subprocess.DEVNULL,
-    log_file: Path | None = None,
 ) -> str:
     """Run a command to completion and return its combined output.
 
-    On failure the BuildError names `what` (or the command), its exit status and the last lines of its
-    output. With `log_file`, the whole output is also kept there, for the user to read after a failure.
+    On failure the CommandError names `what` (or the command), its exit status and the last lines of its
+    output, and carries the whole output for callers that look for a known cause in it.
     """
     args = [os.fspath(a) for a in argv]
     logger.debug("+ %s", shlex.join(args))
@@ -90,11 +97,11 @@ def run(
         stop_process_group(proc)
         raise
     output = "".join(lines)
-    if log_file is not None:
-        log_file.write_text(output)
     if status != 0:
         name = what or os.path.basename(args[0])
         shown = "\n".join(f"    {line}" for line in tail)
-        where = f"\n  full log: {log_file}" if log_file is not None else ""
-        raise BuildError(f"{name} failed with exit status {status}; its last output:\n{shown}{where}")
+        raise CommandError(
+            f"{name} failed with exit status {status}; its last output (--debug shows all of it):\n{shown}",
+            output=output,
+        )
     return output

@@ -64,7 +64,9 @@ def test_directory_forms(tmp_path: Path) -> None:
 def test_help_and_version() -> None:
     assert parse_command_line(["-h"])[0].verb == Verb.help
     assert parse_command_line(["--help"])[0].verb == Verb.help
-    assert parse_command_line(["--version"])[0].version
+    args, _ = parse_command_line(["--version"])
+    # Verb help too: a caller that does not look at args.version shows help instead of building.
+    assert args.version and args.verb == Verb.help
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,7 @@ def test_default_directories(tree: Tree, name: str, attr: str) -> None:
     ],
 )
 def test_default_scripts_and_files(tree: Tree, name: str, attr: str) -> None:
-    tree.write(name, "#!/bin/sh\n" if "." in name[6:] or name != "mkosi.env" else "A=1\n", mode=0o755)
+    tree.write(name, "A=1\n" if name == "mkosi.env" else "#!/bin/sh\n", mode=0o755)
     assert getattr(tree.one(), attr) == [tree.root / name]
 
 

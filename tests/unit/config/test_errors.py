@@ -27,7 +27,8 @@ def error(tree: Tree, text: str, *argv: str, name: str = "mkosi.conf") -> str:
         ("[Output]\nFormat=qcow2\n",
          "mkosi.conf:2: Format=qcow2: 'qcow2' is not a valid value (accepted: directory, tar, cpio, disk, uki, "
          "esp, sysext, confext, portable, none)"),
-        ("[Content]\nWithDocs=perhaps\n", "mkosi.conf:2: WithDocs=perhaps: 'perhaps' is not a boolean (accepted: 1, yes"),
+        ("[Content]\nWithDocs=perhaps\n",
+         "mkosi.conf:2: WithDocs=perhaps: 'perhaps' is not a boolean (accepted: 1, yes"),
         ("[Output]\nCompressLevel=high\n", "CompressLevel=high: 'high' is not a whole number"),
         ("[Output]\nCompressLevel=-1\n", "'-1' is negative"),
         ("[Output]\nOutput=dir/name\n", "Output=dir/name: 'dir/name' is not a file name"),
@@ -127,7 +128,7 @@ def test_minimum_version_up_to_22_is_fine(tree: Tree) -> None:
 
 def test_unreadable_file(tree: Tree) -> None:
     (tree.root / "mkosi.conf").write_bytes(b"[Content]\nHostname=\xff\xfe\n")
-    with pytest.raises(ConfigError, match="mkosi.conf: not a text file"):
+    with pytest.raises(ConfigError, match=r"mkosi\.conf: not a text file"):
         tree.load()
 
 

@@ -114,7 +114,7 @@ def test_documentation_lists_every_setting() -> None:
 
 def test_help_lists_every_option() -> None:
     text = format_help()
-    assert text.startswith("usage:")
+    assert text.startswith("imagebuild ") and "\nusage:\n" in text
     for s in SETTINGS:
         for option in s.options:
             assert option in text, option

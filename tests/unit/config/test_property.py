@@ -16,7 +16,7 @@ SECTION_NAMES = [*SECTIONS, "Match", "TriggerMatch", "Unknown"]
 KEYS = [s.name for s in SETTINGS] + [f"@{s.name}" for s in SETTINGS[:20]] + list(MATCH_NAMES) + ["Bogus"]
 # No '/' in values: relative paths stay inside the temporary tree (Credentials= could run programs).
 VALUE_ALPHABET = st.characters(
-    codec="utf-8", exclude_characters="/", exclude_categories=("Cs",)
+    codec="utf-8", exclude_characters="/", exclude_categories=["Cs"]
 )
 VALUES = st.one_of(
     st.sampled_from(["", "yes", "no", "auto", "1", "0", "debian", "fedora", "tar", "disk", "%d", "%%", "%v",
@@ -45,12 +45,12 @@ def ini_like(draw: st.DrawFn) -> str:
 def test_ini_reader_gives_entries_or_a_config_error(text: str) -> None:
     try:
         entries = parse_ini(text, "fuzz.conf")
-    except ConfigError as e:
-        assert str(e).startswith("fuzz.conf:")
+    except ConfigError as error:
+        assert str(error).startswith("fuzz.conf:")
         return
-    for e in entries:
-        assert e.line >= 1
-        assert "\n" not in e.key and e.key == e.key.strip()
+    for entry in entries:
+        assert entry.line >= 1
+        assert "\n" not in entry.key and entry.key == entry.key.strip()
 
 
 def _load(text: str, dropin: str | None = None) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from imagebuild.config import SETTINGS, Config
-from imagebuild.config.settings import BY_NAME, BY_OPTION, BY_SPECIFIER, MATCH_NAMES, SECTIONS
+from imagebuild.config.settings import BY_NAME, BY_OPTION, BY_SPECIFIER, MATCH_NAMES, SECTIONS, SUPPORTED
 
 # The settings of mkosi v22's man page, section by section.
 MAN_PAGE = {
@@ -116,3 +116,8 @@ def test_options_are_unique_and_names_resolve() -> None:
     for s in SETTINGS:
         assert BY_NAME[s.name] is s
         assert s.help and s.label
+
+
+def test_supported_names_are_settings() -> None:
+    assert set(BY_NAME) >= SUPPORTED
+    assert {s.name for s in SETTINGS if s.supported} == SUPPORTED
