@@ -1,0 +1,59 @@
+"""The Context carries one image build's config and workspace from stage to stage."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from imagebuild import paths
+from imagebuild.log import logger
+from imagebuild.tools.mounts import remove_tree
+
+if TYPE_CHECKING:
+    from imagebuild.config import Config
+
+
+@dataclass
+class Context:
+    config: Config
+    workspace: Path
+    package_cache: Path
+
+    @property
+    def root(self) -> Path:
+        """The image's root file system as it is being built."""
+        return self.workspace / "root"
+
+    @property
+    def staging(self) -> Path:
+        """Finished artifacts wait here until they are moved into the output directory."""
+        return self.workspace / "staging"
+
+
+class Workspace:
+    """A fresh workspace directory for one build, removed afterwards (kept on failure if asked)."""
+
+    def __init__(self, config: Config, *, keep_on_failure: bool = False) -> None:
+        self.config = config
+        self.keep_on_failure = keep_on_failure
+        self.path: Path | None = None
+
+    def __enter__(self) -> Context:
+        parent = paths.workspace_parent(self.config)
+        parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix="imagebuild-workspace-", dir=parent))
+        context = Context(self.config, self.path, paths.package_cache_directory(self.config))
+        context.staging.mkdir()
+        return context
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self.path is not None
+        if kind is not None and self.keep_on_failure:
+            logger.warning("workspace kept for debugging: %s", self.path)
+            return
+        remove_tree(self.path)
