@@ -35,12 +35,10 @@ def test_unreadable_config(tmp_path: Path) -> None:
     assert_clean_error(imagebuild("-C", str(tmp_path), "summary"), "mkosi.conf")
 
 
-def test_config_that_is_a_directory(tmp_path: Path) -> None:
-    # What root meets instead of a permission error: mkosi.conf exists but cannot be read as a file.
-    (tmp_path / "mkosi.conf").mkdir()
-    (tmp_path / "mkosi.conf" / "x").write_text("")
-    result = imagebuild("-C", str(tmp_path), "summary")
-    assert "Traceback" not in result.stderr
+def test_config_that_is_not_text(tmp_path: Path) -> None:
+    # What root meets instead of a permission error: a mkosi.conf it can open but not read as text.
+    (tmp_path / "mkosi.conf").write_bytes(b"[Distribution]\nDistribution=\xff\xfe\n")
+    assert_clean_error(imagebuild("-C", str(tmp_path), "summary"), "mkosi.conf", "not a text file")
 
 
 def test_unknown_verb_is_an_error(tmp_path: Path) -> None:

@@ -69,17 +69,10 @@ def cache_hooks(archives: Path, lists: Path, workspace: Path) -> list[str]:
     ]
 
 
-def _host_multiarch() -> str | None:
+def _host_dpkg_architecture(variable: str) -> str | None:
+    """A DEB_HOST_* value of the host (e.g. DEB_HOST_ARCH=amd64), or None without dpkg-dev."""
     try:
-        return subprocess.run(["dpkg-architecture", "-q", "DEB_HOST_MULTIARCH"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def _host_architecture() -> str | None:
-    try:
-        return subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True,
+        return subprocess.run(["dpkg-architecture", "-q", variable], capture_output=True, text=True,
                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -92,8 +85,8 @@ def eatmydata_hooks(architecture: str) -> list[str]:
     The library comes from the host (mmdebstrap's own eatmydata hook downloads it on every build,
     which would defeat the package cache), so this works only for the host's architecture.
     """
-    multiarch = _host_multiarch()
-    if multiarch is None or architecture != _host_architecture():
+    multiarch = _host_dpkg_architecture("DEB_HOST_MULTIARCH")
+    if multiarch is None or architecture != _host_dpkg_architecture("DEB_HOST_ARCH"):
         return []
     library = Path(f"/usr/lib/{multiarch}/libeatmydata.so")
     if not library.exists():
