@@ -21,6 +21,8 @@ class Context:
     config: Config
     workspace: Path
     package_cache: Path
+    # The tools tree the build's tools come from (ToolsTree=), None to use the host's.
+    tools_tree: Path | None = None
 
     @property
     def root(self) -> Path:
@@ -31,6 +33,26 @@ class Context:
     def staging(self) -> Path:
         """Finished artifacts wait here until they are moved into the output directory."""
         return self.workspace / "staging"
+
+    @property
+    def artifacts(self) -> Path:
+        """Intermediate products that are not the image's root: kernels, initrds, UKIs, repart's JSON."""
+        return self.workspace / "artifacts"
+
+    @property
+    def build_overlay(self) -> Path:
+        """The upper directory of the overlay that build packages and build scripts write to."""
+        return self.workspace / "build-overlay"
+
+    @property
+    def install_dir(self) -> Path:
+        """$DESTDIR of the build scripts: copied into the image after they ran."""
+        return self.workspace / "dest"
+
+    @property
+    def packages_dir(self) -> Path:
+        """$PACKAGEDIR: packages the build scripts produce."""
+        return self.workspace / "packages"
 
 
 class Workspace:
@@ -47,6 +69,7 @@ class Workspace:
         self.path = Path(tempfile.mkdtemp(prefix="imagebuild-workspace-", dir=parent))
         context = Context(self.config, self.path, paths.package_cache_directory(self.config))
         context.staging.mkdir()
+        context.artifacts.mkdir()
         return context
 
     def __exit__(

@@ -8,6 +8,10 @@ if TYPE_CHECKING:
     from imagebuild.build.context import Context
 
 
+def configure_firstboot(context: Context) -> None:
+    configure_hostname(context)
+
+
 def configure_hostname(context: Context) -> None:
     hostname = context.config.hostname
     if not hostname:

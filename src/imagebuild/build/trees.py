@@ -46,6 +46,10 @@ def install_trees(context: Context, trees: Sequence[TreeSpec], setting: str) -> 
         copy_tree(source, context.root / target.relative_to("/"))
 
 
+def install_base_trees(context: Context) -> None:
+    return None
+
+
 def install_skeleton_trees(context: Context) -> None:
     install_trees(context, context.config.skeleton_trees, "SkeletonTrees")
 

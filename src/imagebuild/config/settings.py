@@ -30,6 +30,7 @@ from imagebuild.config.enums import (
 )
 from imagebuild.config.errors import ConfigError, ValueProblem
 from imagebuild.config.setting import Getter, Kind, Parser, Setting
+from imagebuild.config.supported import SUPPORTED
 from imagebuild.config.values import (
     VSOCK_CID_HASH,
     Ctx,
@@ -273,23 +274,7 @@ def trees(name: str, section: str, *, absolute_target: bool = True, **kw: Any) -
 SCRIPTS_HELP = "Comma-separated list of {} scripts (see the Scripts section of mkosi's man page)."
 
 
-# The settings the builder acts on (mirrors build/support.py, plus what only the config layer and the
-# runtime use). unsupported_settings() reports the others when a configuration changes them.
-SUPPORTED = frozenset({
-    # [Config]: resolved here, nothing left for the builder.
-    "Profile", "Include", "Images", "Dependencies", "MinimumVersion",
-    # What the build pipeline implements.
-    "Distribution", "Release", "Architecture", "Mirror", "LocalMirror", "Repositories", "RepositoryKeyCheck",
-    "Packages", "WithRecommends", "WithDocs", "Hostname", "ExtraTrees", "SkeletonTrees", "Format", "Output",
-    "OutputDirectory", "ImageId", "ImageVersion", "PackageCacheDirectory", "CacheDirectory",
-    "WorkspaceDirectory", "SourceDateEpoch",
-    # Used when running images, or only with features that are themselves checked.
-    "RuntimeTrees", "RuntimeSize", "RuntimeScratch", "RuntimeNetwork", "Ephemeral", "Credentials",
-    "KernelCommandLineExtra", "NSpawnSettings", "SshKey", "SshCertificate", "ToolsTree", "BuildSources",
-    "Environment", "Acl", "BuildDirectory", "QemuGui", "QemuSmp", "QemuMem", "QemuKvm", "QemuVsock",
-    "QemuVsockConnectionId", "QemuSwtpm", "QemuCdrom", "QemuFirmware", "QemuFirmwareVariables", "QemuKernel",
-    "QemuDrives", "QemuArgs",
-})
+# Which settings the builder acts on lives in config/supported.py, one set per area.
 
 _ROWS: tuple[Setting, ...] = (
     # ---- [Config]

@@ -19,6 +19,12 @@ class Distribution(Protocol):
     def install(self, context: Context) -> None:
         """Install the base system and Packages= into context.root."""
 
+    def install_packages(self, context: Context, packages: list[str]) -> None:
+        """Install more packages into the image once the base system is there (BuildPackages=, mkosi-install)."""
+
+    def remove_packages(self, context: Context, packages: list[str]) -> None:
+        """Remove packages from the image (RemovePackages=, mkosi-remove)."""
+
 
 def distribution_for(config: Config) -> Distribution:
     """The implementation of config.distribution, or a clear error for one we cannot build yet."""

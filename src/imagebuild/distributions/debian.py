@@ -79,3 +79,9 @@ class Debian:
             sources=[r.sources_line() for r in repositories(config)],
             packages=list(config.packages),
         )
+
+    def install_packages(self, context: Context, packages: list[str]) -> None:
+        raise BuildError("not supported yet: installing packages after the base system on Debian")
+
+    def remove_packages(self, context: Context, packages: list[str]) -> None:
+        raise BuildError("not supported yet: removing packages on Debian")

@@ -1,0 +1,1 @@
+"""The boot chain: kernels, initrds, systemd-boot, unified kernel images, Secure Boot and verity."""

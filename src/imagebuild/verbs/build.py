@@ -1,0 +1,22 @@
+"""build: build every image of the configuration, in dependency order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from imagebuild.build import build_image
+from imagebuild.build.pipeline import preflight
+from imagebuild.verbs import need_root
+
+if TYPE_CHECKING:
+    from imagebuild.config import Args, Config
+
+
+def run(args: Args, images: list[Config]) -> int:
+    # Every image is checked before the first one is built, so a mistake in the last fails at once.
+    for config in images:
+        preflight(config)
+    need_root(args.verb)
+    for config in images:
+        build_image(config, force=args.force, keep_workspace_on_failure=args.debug_workspace)
+    return 0
