@@ -23,6 +23,16 @@ def package_cache_directory(config: Config) -> Path:
     return user_cache_home() / "imagebuild" / "packages"
 
 
+def incremental_cache_prefix(config: Config) -> Path | None:
+    """CacheDirectory=/<image~>distribution~release~architecture: Incremental='s cached image is this
+    plus .cache (the root), .build.cache (the build overlay) and .json (what it was built from).
+    None without a cache directory."""
+    if config.cache_directory is None:
+        return None
+    image = f"{config.image}~" if config.image else ""
+    return Path(config.cache_directory) / f"{image}{config.distribution}~{config.release}~{config.architecture}"
+
+
 def output_directory(config: Config) -> Path:
     """OutputDirectory=, else mkosi.output/ beside the configuration."""
     if config.output_directory is not None:

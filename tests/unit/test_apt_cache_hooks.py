@@ -1,11 +1,14 @@
-"""The mmdebstrap hooks that carry the package cache into the image root and back out."""
+"""The package cache: hooks that carry .debs into a root and back out, lists saved whole, and the lock."""
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
+import time
 from pathlib import Path
 
 from imagebuild.installers.apt import cache_hooks
+from imagebuild.installers.apt_cache import PackageCache, restore_lists, save_archives, save_lists
 
 
 def run_hook(option: str, root: Path) -> None:
@@ -14,23 +17,56 @@ def run_hook(option: str, root: Path) -> None:
 
 
 def test_cache_round_trip(tmp_path: Path) -> None:
-    archives, lists = tmp_path / "cache/archives", tmp_path / "cache/lists"
-    archives.mkdir(parents=True)
-    (archives / "old_1.0_amd64.deb").write_text("old")
-    options = cache_hooks(archives, lists, tmp_path)
+    cache = PackageCache(tmp_path / "cache/debian")
+    cache.archives.mkdir(parents=True)
+    (cache.archives / "old_1.0_amd64.deb").write_text("old")
+    options = cache_hooks(cache, tmp_path)
     setup = next(o for o in options if o.startswith("--setup-hook="))
     save = next(o for o in options if o.startswith("--customize-hook="))
     root = tmp_path / "root"
     root.mkdir()
     run_hook(setup, root)
     assert (root / "var/cache/apt/archives/old_1.0_amd64.deb").read_text() == "old"
-    # apt downloads a package and refreshes the lists inside the root...
+    # apt downloads a package inside the root...
     (root / "var/cache/apt/archives/new_2.0_amd64.deb").write_text("new")
-    (root / "var/lib/apt/lists").mkdir(parents=True, exist_ok=True)
-    (root / "var/lib/apt/lists/deb.debian.org_dists_trixie_InRelease").write_text("lists")
-    (root / "var/lib/apt/lists/lock").write_text("")
     run_hook(save, root)
-    # ...and both survive the build, without apt's lock file.
-    assert sorted(p.name for p in archives.iterdir()) == ["new_2.0_amd64.deb", "old_1.0_amd64.deb"]
-    assert sorted(p.name for p in lists.iterdir()) == ["deb.debian.org_dists_trixie_InRelease"]
+    # ...and it survives the build.
+    assert sorted(p.name for p in cache.archives.iterdir()) == ["new_2.0_amd64.deb", "old_1.0_amd64.deb"]
     assert "--skip=essential/unlink" in options
+
+
+def test_lists_are_replaced_whole_without_lock_files(tmp_path: Path) -> None:
+    cache = PackageCache(tmp_path / "cache/debian")
+    synced = tmp_path / "synced"
+    (synced / "partial").mkdir(parents=True)
+    (synced / "deb.debian.org_dists_trixie_InRelease").write_text("new")
+    (synced / "lock").write_text("")
+    old = cache.lists("trixie", "amd64")
+    old.mkdir(parents=True)
+    (old / "gone.example_dists_trixie_InRelease").write_text("old")
+    save_lists(cache, "trixie", "amd64", synced)
+    assert sorted(p.name for p in old.iterdir()) == ["deb.debian.org_dists_trixie_InRelease"]
+    restored = tmp_path / "restored"
+    assert restore_lists(cache, "trixie", "amd64", restored)
+    assert (restored / "deb.debian.org_dists_trixie_InRelease").read_text() == "new"
+    assert not restore_lists(cache, "sid", "amd64", tmp_path / "none")
+
+
+def test_saving_waits_for_the_lock_of_another_build(tmp_path: Path) -> None:
+    cache = PackageCache(tmp_path / "cache/debian")
+    cache.prepare()
+    root = tmp_path / "root"
+    (root / "var/cache/apt/archives").mkdir(parents=True)
+    (root / "var/cache/apt/archives/pkg_1_amd64.deb").write_text("deb")
+    # Another build holds the lock for a moment: the copy must not happen before it lets go.
+    holder = subprocess.Popen(["flock", str(cache.lock), "sleep", "1"])
+    time.sleep(0.2)
+    start = time.monotonic()
+    save_archives(cache, root)
+    holder.wait()
+    assert time.monotonic() - start >= 0.5
+    assert (cache.archives / "pkg_1_amd64.deb").read_text() == "deb"
+    # The root's archive directory is emptied: the image keeps no .debs.
+    assert list((root / "var/cache/apt/archives").iterdir()) == []
+    with cache.lock.open() as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -48,8 +48,8 @@ def test_unknown_verb_is_an_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_unsupported_distribution_build_is_refused_before_work(tmp_path: Path) -> None:
-    write_config(tmp_path, "[Distribution]\nDistribution=fedora\n[Output]\nFormat=directory\n")
+def test_unsupported_setting_build_is_refused_before_work(tmp_path: Path) -> None:
+    write_config(tmp_path, "[Content]\nSELinuxRelabel=yes\n[Output]\nFormat=directory\n")
     result = imagebuild("-C", str(tmp_path), "--output-dir", str(tmp_path / "out"), "build")
-    assert_clean_error(result, "not supported yet")
+    assert_clean_error(result, "not supported yet: SELinuxRelabel=")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

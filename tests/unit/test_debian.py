@@ -38,7 +38,7 @@ def test_components_and_mirror() -> None:
 
 def test_local_mirror_is_the_only_repository() -> None:
     repos = repositories(config(local_mirror="file:///srv/mirror", mirror="http://x/debian"))  # type: ignore[arg-type]
-    assert [r.sources_line() for r in repos] == ["deb file:///srv/mirror trixie main"]
+    assert [r.sources_line() for r in repos] == ["deb copy:///srv/mirror trixie main"]
 
 
 def test_architectures() -> None:
@@ -46,3 +46,23 @@ def test_architectures() -> None:
     assert debian_architecture(config(architecture="x86-64")) == "amd64"  # type: ignore[arg-type]
     with pytest.raises(BuildError, match="Architecture=alpha"):
         debian_architecture(config(architecture="alpha"))  # type: ignore[arg-type]
+
+
+def test_experimental_comes_with_sid() -> None:
+    assert [r.suite for r in repositories(config(release="experimental"))] == ["sid", "experimental"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("release", ["bookworm", "trixie"])
+def test_stable_releases(release: str) -> None:
+    suites = [r.suite for r in repositories(config(release=release))]  # type: ignore[arg-type]
+    assert suites == [release, f"{release}-updates", f"{release}-security"]
+
+
+def test_image_keeps_mirror_when_building_from_local_mirror() -> None:
+    conf = config(local_mirror="file:///srv/mirror", mirror="http://x/debian", release="sid")
+    assert [r.sources_line() for r in repositories(conf, for_image=True)] == ["deb http://x/debian sid main"]  # type: ignore[arg-type]
+
+
+def test_trusted_option_in_sources_line() -> None:
+    repo = repositories(config(release="sid"))[0].with_options("trusted=yes")  # type: ignore[arg-type]
+    assert repo.sources_line() == "deb [trusted=yes] http://deb.debian.org/debian sid main"

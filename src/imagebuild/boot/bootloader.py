@@ -1,12 +1,79 @@
-"""Install systemd-boot (or grub) into the image and prepare Secure Boot."""
+"""Install systemd-boot into the ESP tree and prepare Secure Boot; trim the image's kernel modules.
+
+This stage runs before depmod (pipeline.CUSTOMIZE), so it is also where KernelModulesInclude=/Exclude=/
+IncludeHost= remove modules from the image: depmod then rewrites the module indexes for what is left.
+"""
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
+
+from imagebuild.boot import modules
+from imagebuild.boot.esp import bootable_kernels, efi_architecture, esp_tree
+from imagebuild.boot.kernel import find_kernels
+from imagebuild.boot.secure_boot import sign, write_enrollment_files
+from imagebuild.config.enums import Bootloader, ConfigFeature
+from imagebuild.errors import BuildError
+from imagebuild.log import logger
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
 
 
+def image_module_filter(context: Context) -> modules.ModuleFilter:
+    c = context.config
+    return modules.ModuleFilter(tuple(c.kernel_modules_include), tuple(c.kernel_modules_exclude),
+                                c.kernel_modules_include_host)
+
+
+def trim_kernel_modules(context: Context) -> None:
+    selection = image_module_filter(context)
+    if selection.is_everything:
+        return
+    for kernel in find_kernels(context.root):
+        modules_dir = kernel.modules_dir(context.root)
+        deps = modules.read_dependencies(modules_dir)
+        keep = modules.select_modules(deps, selection, modules_dir=modules_dir)
+        removed = modules.remove_unselected(context.root, modules_dir, keep, deps)
+        logger.info("Kernel %s: kept %d modules, removed %d", kernel.version, len(keep), removed)
+
+
+def install_systemd_boot(context: Context) -> None:
+    config = context.config
+    arch = efi_architecture(config)
+    source = context.root / f"usr/lib/systemd/boot/efi/systemd-boot{arch}.efi"
+    if not source.is_file():
+        message = (f"Bootloader=systemd-boot: the image has no {source.relative_to(context.root)}; "
+                   "add systemd-boot-efi to Packages=")
+        if config.bootable == ConfigFeature.enabled:
+            raise BuildError(message)
+        logger.warning("%s (Bootable=auto: no boot loader installed)", message)
+        return
+    esp = esp_tree(context)
+    targets = [esp / "EFI/systemd" / source.name, esp / "EFI/BOOT" / f"BOOT{arch.upper()}.EFI"]
+    for target in targets:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if config.secure_boot:
+            sign(context, source, target)
+        else:
+            shutil.copyfile(source, target)
+    loader = ["timeout 0"]
+    if config.secure_boot and config.secure_boot_auto_enroll:
+        write_enrollment_files(context, esp / "loader/keys/auto")
+        # "force": enroll whenever the firmware is in setup mode, also on real hardware, as mkosi does.
+        loader.append("secure-boot-enroll force")
+    (esp / "loader").mkdir(parents=True, exist_ok=True)
+    (esp / "loader/loader.conf").write_text("".join(f"{line}\n" for line in loader))
+
+
 def install_bootloader(context: Context) -> None:
-    return None
+    trim_kernel_modules(context)
+    if not bootable_kernels(context):
+        return
+    bootloader = context.config.bootloader
+    if bootloader == Bootloader.grub:
+        raise BuildError("not supported yet: Bootloader=grub (use systemd-boot or uki)")
+    if bootloader == Bootloader.systemd_boot:
+        install_systemd_boot(context)
+    # Bootloader=uki: the UKI itself is the boot loader (EFI/BOOT/BOOT<ARCH>.EFI, see uki.py).

@@ -23,6 +23,10 @@ class Context:
     package_cache: Path
     # The tools tree the build's tools come from (ToolsTree=), None to use the host's.
     tools_tree: Path | None = None
+    # --debug-shell: open a shell in the image where a script failed.
+    debug_shell: bool = False
+    # The arguments after `build` on the command line, passed on to the build scripts.
+    build_script_arguments: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -64,10 +68,14 @@ class Workspace:
         self.path: Path | None = None
 
     def __enter__(self) -> Context:
+        from imagebuild.tools.tools_tree import tools_tree_for
+
+        # Before the workspace exists: building a default tools tree is a build of its own.
+        tools_tree = tools_tree_for(self.config)
         parent = paths.workspace_parent(self.config)
         parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix="imagebuild-workspace-", dir=parent))
-        context = Context(self.config, self.path, paths.package_cache_directory(self.config))
+        context = Context(self.config, self.path, paths.package_cache_directory(self.config), tools_tree)
         context.staging.mkdir()
         context.artifacts.mkdir()
         return context

@@ -25,10 +25,17 @@ from imagebuild.build import (
     trees,
 )
 from imagebuild.build.context import Context, Workspace
+from imagebuild.build.workspace_check import check_workspace
 from imagebuild.distributions import distribution_for
 from imagebuild.errors import BuildError
 from imagebuild.log import logger, step
+from imagebuild.outputs import checksum, manifest, naming
+from imagebuild.outputs.disk import write_partitions_before_esp
+from imagebuild.outputs.existing import existing_outputs, remove_output
+from imagebuild.outputs.overlay import strip_base_trees
 from imagebuild.outputs.publish import publish
+from imagebuild.outputs.repart import preflight as repart_preflight
+from imagebuild.outputs.timestamps import clamp_mtimes
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -88,6 +95,8 @@ CUSTOMIZE: list[Stage] = [
     ("run systemd-hwdb", system_setup.run_hwdb),
     ("remove packages and files", cleanup.remove_packages_and_files),
     ("run finalize scripts", scripts.run_finalize_scripts),
+    ("keep only the changes to the base trees (Overlay=)", strip_base_trees),
+    ("write partitions (first systemd-repart pass, for the verity root hash)", write_partitions_before_esp),
     ("build unified kernel images", uki.build_unified_kernel_images),
 ]
 
@@ -99,8 +108,11 @@ def output_path(config: Config) -> Path:
 def preflight(config: Config) -> None:
     """Refuse a config this builder cannot build, before any work is done."""
     support.check_supported(config)
+    check_workspace(config)
+    repart_preflight(config)
     distribution_for(config)
     outputs.producer_for(config)
+    scripts.check_scripts(config)
 
 
 def _run(stages: list[Stage], context: Context) -> None:
@@ -125,22 +137,70 @@ def run_stages(context: Context) -> None:
     _run(CUSTOMIZE, context)
 
 
-def build_image(config: Config, *, force: int = 0, keep_workspace_on_failure: bool = False) -> BuildResult:
+def _stale_outputs(config: Config, keep: set[str]) -> list[Path]:
+    """Earlier artifacts of this image that the new build did not replace (another compression, a
+    manifest no longer asked for ...)."""
+    return [p for p in existing_outputs(config) if p.name not in keep]
+
+
+def _artifact_symlink(context: Context, main: Path) -> Path | None:
+    """mkosi's `<Output>` symlink to the main artifact when its name differs (image -> image.tar.zst)."""
+    name = context.config.output
+    if main.name == name:
+        return None
+    link = context.workspace / "links" / name
+    link.parent.mkdir(exist_ok=True)
+    link.symlink_to(main.name)
+    return link
+
+
+def build_image(config: Config, *, force: int = 0, keep_workspace_on_failure: bool = False,
+                debug_shell: bool = False, build_script_arguments: tuple[str, ...] = ()) -> BuildResult:
     """Build one image and publish its artifacts atomically into the output directory."""
     preflight(config)
     destination = output_path(config)
-    if (destination.exists() or destination.is_symlink()) and not force:
-        raise BuildError(f"{destination} already exists; use -f to rebuild it")
+    main_name = naming.artifact_name(config)
+    existing = [p for p in (destination, destination.parent / main_name) if p.exists() or p.is_symlink()]
+    if existing and str(config.format) != "none" and not force:
+        raise BuildError(f"{existing[0]} already exists; use -f to rebuild it")
+    if config.incremental and force >= 2:
+        incremental.drop(config)
+    if config.build_directory is not None:
+        # $BUILDDIR is shared between builds; a configured one that is missing is created.
+        Path(config.build_directory).mkdir(parents=True, exist_ok=True)
     logger.info("Building %s (%s %s, %s, Format=%s)", config.output, config.distribution,
                 config.release, config.architecture, config.format)
     with Workspace(config, keep_on_failure=keep_workspace_on_failure) as context:
+        context.debug_shell = debug_shell
+        context.build_script_arguments = build_script_arguments
         run_stages(context)
         with step(f"write the {config.format} output"):
-            staged = outputs.produce(context)
-            artifacts = []
-            for artifact in staged:
-                target = destination.parent / artifact.name
-                publish(artifact, target, trash=context.workspace)
-                artifacts.append(target)
-    logger.info("Wrote %s", ", ".join(str(a) for a in artifacts) or "nothing (Format=none)")
-    return BuildResult(config, artifacts)
+            if str(config.format) != "none":
+                if config.source_date_epoch is not None and context.root.exists():
+                    clamp_mtimes(context.root, config.source_date_epoch)
+                extras = manifest.write_manifests(context)
+            else:
+                extras = []
+            main = outputs.produce(context)
+        # Whatever else is in staging ($OUTPUTDIR of the build scripts, split artifacts) is published too.
+        others = sorted(p for p in context.staging.iterdir() if p not in main and p not in extras)
+        signed: list[Path] = []
+        if config.checksum and (main or others or extras):
+            with step("write SHA256SUMS"):
+                sums = checksum.write_checksums(config, [*main, *others, *extras], context.workspace)
+                signed = [sums]
+                if config.sign:
+                    signed.append(checksum.sign_checksums(config, sums))
+        link = _artifact_symlink(context, main[0]) if main else None
+        artifacts = []
+        for artifact in [*extras, *others, *main, *signed, *([link] if link else [])]:
+            target = destination.parent / artifact.name
+            publish(artifact, target, trash=context.workspace)
+            artifacts.append(target)
+        for stale in _stale_outputs(config, {a.name for a in artifacts}):
+            remove_output(stale)
+    # The main artifact first (BuildResult.path), then the others in the order they were published.
+    ordered = [destination.parent / p.name for p in main]
+    ordered += [a for a in artifacts if a not in ordered]
+    logger.info("Wrote %s", ", ".join(str(a) for a in ordered) or "nothing (Format=none)")
+    return BuildResult(config, ordered)

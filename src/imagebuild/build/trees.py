@@ -47,7 +47,22 @@ def install_trees(context: Context, trees: Sequence[TreeSpec], setting: str) -> 
 
 
 def install_base_trees(context: Context) -> None:
-    return None
+    """BaseTrees=: earlier images (directories or tar archives) the image starts from, ownership kept."""
+    for tree in context.config.base_trees:
+        source = Path(tree)
+        if not source.exists():
+            raise BuildError(f"BaseTrees={source}: no such file or directory")
+        if source.is_dir():
+            context.root.mkdir(parents=True, exist_ok=True)
+            # Unlike skeleton and extra trees, a base tree is an OS tree: its owners are the image's.
+            run(["cp", "-a", "--reflink=auto", f"{source}/.", os.fspath(context.root)], what=f"copying {source}")
+        elif source.name.endswith(TAR_SUFFIXES):
+            copy_tree(source, context.root)
+        else:
+            raise BuildError(
+                f"BaseTrees={source}: not supported yet: disk images as base trees; "
+                f"use a directory or a tar archive ({', '.join(TAR_SUFFIXES)})"
+            )
 
 
 def install_skeleton_trees(context: Context) -> None:

@@ -38,6 +38,7 @@ def parse_ini(text: str, where: str) -> list[Entry]:
     key: str | None = None
     value: str | None = None
     key_line = 0
+    number = 0
 
     # mkosi dedents the whole file first, so a file indented as a whole reads like an unindented one.
     for number, raw in enumerate(textwrap.dedent(text).splitlines(), start=1):
@@ -85,7 +86,8 @@ def parse_ini(text: str, where: str) -> list[Entry]:
     if section is not None and key is not None and value is not None:
         entries.append(Entry(section, key, value, key_line))
     if section is not None:
-        entries.append(Entry(section, "", "", key_line))
+        # The end of the last section is the end of the file.
+        entries.append(Entry(section, "", "", max(number, 1)))
     return entries
 
 

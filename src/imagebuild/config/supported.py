@@ -14,34 +14,64 @@ CONFIG = frozenset({"Profile", "Include", "Images", "Dependencies", "MinimumVers
 DISTRIBUTION = frozenset({
     "Distribution", "Release", "Architecture", "Mirror", "LocalMirror", "Repositories", "RepositoryKeyCheck",
     "Packages", "WithRecommends", "WithDocs",
+    "CacheOnly",
+    "PackageManagerTrees",
+    "PackageDirectories",
 })
 
 # build/ content stages: trees, first-boot settings, system setup, cleanup.
-CONTENT = frozenset({"Hostname", "ExtraTrees", "SkeletonTrees"})
+CONTENT = frozenset({
+    "Hostname", "ExtraTrees", "SkeletonTrees", "BaseTrees",
+    "Ssh", "Autologin", "MakeInitrd", "Locale", "LocaleMessages", "Keymap", "Timezone", "RootShell",
+    "RootPassword", "RemovePackages", "RemoveFiles", "CleanPackageMetadata",
+})
 
 # build/scripts and the script sandbox.
-SCRIPTS = frozenset({"BuildSources", "Environment"})
+SCRIPTS = frozenset({
+    "BuildSources", "Environment", "PrepareScripts", "BuildScripts", "PostInstallationScripts",
+    "FinalizeScripts", "BuildPackages", "BuildSourcesEphemeral", "EnvironmentFiles", "WithTests",
+    "WithNetwork",
+})
 
 # outputs/ (non-disk formats), naming, manifests, checksums, signatures.
-OUTPUT = frozenset({"Format", "Output", "OutputDirectory", "ImageId", "ImageVersion", "SourceDateEpoch"})
+OUTPUT = frozenset({
+    "Format", "Output", "OutputDirectory", "ImageId", "ImageVersion", "SourceDateEpoch", "CompressOutput",
+    "CompressLevel", "ManifestFormat", "Checksum", "Sign", "Key",
+})
 
 # Caches and working directories.
-CACHES = frozenset({"PackageCacheDirectory", "CacheDirectory", "WorkspaceDirectory", "BuildDirectory"})
+CACHES = frozenset({
+    "PackageCacheDirectory", "CacheDirectory", "WorkspaceDirectory", "BuildDirectory", "Incremental",
+})
 
 # The tools tree.
-TOOLS = frozenset({"ToolsTree"})
+TOOLS = frozenset({
+    "ToolsTree", "ToolsTreeDistribution", "ToolsTreeRelease", "ToolsTreeMirror", "ToolsTreeRepositories",
+    "ToolsTreePackages",
+})
 
 # Format=disk and the other partitioned formats: systemd-repart, verity, LUKS.
-DISK = frozenset(set[str]())
+DISK = frozenset({
+    "RepartDirectories", "SectorSize", "RepartOffline", "Seed", "SplitArtifacts", "Passphrase", "VerityKey",
+    "VerityKeySource", "VerityCertificate", "Overlay",
+})
 
 # The boot chain: kernels, initrds, systemd-boot, UKIs, Secure Boot.
-BOOT = frozenset(set[str]())
+BOOT = frozenset({
+    "Bootable", "Bootloader", "UnifiedKernelImages", "Initrds", "InitrdPackages", "InitrdInclude",
+    "KernelCommandLine", "KernelModulesInclude", "KernelModulesExclude", "KernelModulesIncludeHost",
+    "KernelModulesInitrd", "KernelModulesInitrdInclude", "KernelModulesInitrdExclude",
+    "KernelModulesInitrdIncludeHost", "SecureBoot", "SecureBootAutoEnroll", "SecureBootKey",
+    "SecureBootKeySource", "SecureBootCertificate", "SecureBootSignTool",
+})
 
 # Used only when running images (boot, shell, qemu, ssh ...), not by the build.
 RUNTIME = frozenset({
     "RuntimeTrees", "RuntimeSize", "RuntimeScratch", "RuntimeNetwork", "Ephemeral", "Credentials",
-    "KernelCommandLineExtra", "NSpawnSettings", "SshKey", "SshCertificate", "Acl", "QemuGui", "QemuSmp",
-    "QemuMem", "QemuKvm", "QemuVsock", "QemuVsockConnectionId", "QemuSwtpm", "QemuCdrom", "QemuFirmware",
+    "KernelCommandLineExtra", "NSpawnSettings", "SshKey", "SshCertificate", "Acl", "QemuSmp",
+    # Not supported yet: QemuVsock=/QemuVsockConnectionId= (no vhost-vsock on the build machines to test
+    # with), QemuGui= (no display, and the tools tree's qemu has no GUI modules).
+    "QemuMem", "QemuKvm", "QemuSwtpm", "QemuCdrom", "QemuFirmware",
     "QemuFirmwareVariables", "QemuKernel", "QemuDrives", "QemuArgs",
 })
 

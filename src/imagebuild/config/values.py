@@ -216,7 +216,8 @@ def parse_seed(value: str, ctx: Ctx | None = None) -> str | None:
 
 def is_valid_filename(value: str) -> bool:
     v = value.strip()
-    return v not in (".", "..") and "/" not in v
+    # 255 bytes is NAME_MAX on Linux file systems; longer names cannot exist (and ".conf" is added to profiles).
+    return v not in (".", "..") and "/" not in v and "\0" not in v and len(v.encode()) <= 250
 
 
 def parse_filename(value: str, ctx: Ctx | None = None) -> str:

@@ -1,7 +1,13 @@
-"""One module per distribution: its releases, repositories, architectures and package manager."""
+"""One module per distribution: its releases, repositories, architectures and package manager.
+
+imagebuild.distributions.<name> (mkosi's Distribution= value, '-' as '_') defines DISTRIBUTION, an object
+with the methods of the Distribution protocol below.
+"""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from imagebuild.errors import BuildError
@@ -19,8 +25,11 @@ class Distribution(Protocol):
     def install(self, context: Context) -> None:
         """Install the base system and Packages= into context.root."""
 
-    def install_packages(self, context: Context, packages: list[str]) -> None:
-        """Install more packages into the image once the base system is there (BuildPackages=, mkosi-install)."""
+    def install_packages(self, context: Context, packages: list[str], *, root: Path | None = None) -> None:
+        """Install more packages once the base system is there (BuildPackages=, mkosi-install).
+
+        root is the tree to install into, context.root unless given (the build overlay's merged view).
+        """
 
     def remove_packages(self, context: Context, packages: list[str]) -> None:
         """Remove packages from the image (RemovePackages=, mkosi-remove)."""
@@ -28,14 +37,12 @@ class Distribution(Protocol):
 
 def distribution_for(config: Config) -> Distribution:
     """The implementation of config.distribution, or a clear error for one we cannot build yet."""
-    from imagebuild.distributions import debian
-
-    implementations: dict[str, Distribution] = {"debian": debian.Debian()}
     name = str(config.distribution)
     try:
-        return implementations[name]
-    except KeyError:
-        raise BuildError(
-            f"not supported yet: Distribution={name} (this version of imagebuild builds: "
-            f"{', '.join(sorted(implementations))})"
-        ) from None
+        module = importlib.import_module(f"imagebuild.distributions.{name.replace('-', '_')}")
+    except ModuleNotFoundError as e:
+        if e.name != f"imagebuild.distributions.{name.replace('-', '_')}":
+            raise
+        raise BuildError(f"not supported yet: Distribution={name}") from None
+    implementation: Distribution = module.DISTRIBUTION
+    return implementation

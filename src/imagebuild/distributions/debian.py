@@ -1,12 +1,13 @@
-"""Debian: repositories of a release, architecture names, and installation through mmdebstrap."""
+"""Debian: repositories of a release, architecture names, and installation through apt (mmdebstrap)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from imagebuild.errors import BuildError
-from imagebuild.installers import apt
+from imagebuild.installers.apt import AptRepository, AptSetup
+from imagebuild.installers.apt_distribution import AptDistribution
+from imagebuild.installers.apt_local import build_local_repository
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
@@ -30,17 +31,8 @@ ARCHITECTURES = {
 # Suites with no -updates and -security companions.
 ROLLING_RELEASES = {"sid", "unstable", "testing", "experimental", "rc-buggy"}
 
-
-@dataclass(frozen=True)
-class Repository:
-    """One `deb` line: an archive URL, a suite and its components."""
-
-    url: str
-    suite: str
-    components: tuple[str, ...]
-
-    def sources_line(self) -> str:
-        return f"deb {self.url} {self.suite} {' '.join(self.components)}"
+# The one-line sources entry of a repository (kept under its old name for callers of this module).
+Repository = AptRepository
 
 
 def debian_architecture(config: Config) -> str:
@@ -51,37 +43,57 @@ def debian_architecture(config: Config) -> str:
         raise BuildError(f"Architecture={arch} is not an architecture Debian builds for") from None
 
 
-def repositories(config: Config) -> list[Repository]:
-    """The repositories of config.release: the release itself, and -updates/-security for stable ones."""
-    mirror = (config.local_mirror or config.mirror or DEFAULT_MIRROR).rstrip("/")
+def repositories(config: Config, *, for_image: bool = False) -> list[AptRepository]:
+    """The repositories of config.release: the release itself, and -updates/-security for stable ones.
+
+    LocalMirror= replaces them all while building; the image itself (for_image) gets Mirror= or the default.
+    """
+    local = None if for_image else config.local_mirror
+    mirror = (local or config.mirror or DEFAULT_MIRROR).rstrip("/")
+    if not for_image and mirror.startswith("file:"):
+        # apt reads file: packages where they are, out of reach of the image's dpkg (run in a chroot);
+        # copy: makes it copy them into the root's archive directory first.
+        mirror = "copy:" + mirror.removeprefix("file:")
     components = ("main", *[c for c in config.repositories if c != "main"])
     release = config.release
-    repos = [Repository(mirror, release, components)]
-    if config.local_mirror or release in ROLLING_RELEASES:
+    # experimental holds only what differs from sid: it needs sid beside it.
+    suites = ["sid", release] if release in ("experimental", "rc-buggy") else [release]
+    repos = [AptRepository(mirror, suite, components) for suite in suites]
+    if local or release in ROLLING_RELEASES:
         return repos
-    repos.append(Repository(mirror, f"{release}-updates", components))
+    repos.append(AptRepository(mirror, f"{release}-updates", components))
     # The security archive sits beside the main one on Debian's own mirror network.
     security = mirror[: -len("/debian")] + "/debian-security" if mirror.endswith("/debian") else None
     if security is not None:
-        repos.append(Repository(security, f"{release}-security", components))
+        repos.append(AptRepository(security, f"{release}-security", components))
     return repos
 
 
-class Debian:
+def apt_setup(context: Context) -> AptSetup:
+    """Where this build's packages come from: the release's repositories and the local packages."""
+    config = context.config
+    build = repositories(config)
+    if not config.repository_key_check:
+        build = [r.with_options("trusted=yes") for r in build]
+    local = build_local_repository(context)
+    if local is not None:
+        build.append(local)
+    return AptSetup(
+        distribution="debian",
+        suite=config.release,
+        architecture=debian_architecture(config),
+        build_repositories=tuple(build),
+        image_repositories=tuple(repositories(config, for_image=True)),
+        with_recommends=config.with_recommends,
+        cache_only=config.cache_only,
+    )
+
+
+class Debian(AptDistribution):
     name = "debian"
 
-    def install(self, context: Context) -> None:
-        config = context.config
-        apt.bootstrap(
-            context,
-            suite=config.release,
-            architecture=debian_architecture(config),
-            sources=[r.sources_line() for r in repositories(config)],
-            packages=list(config.packages),
-        )
+    def apt_setup(self, context: Context) -> AptSetup:
+        return apt_setup(context)
 
-    def install_packages(self, context: Context, packages: list[str]) -> None:
-        raise BuildError("not supported yet: installing packages after the base system on Debian")
 
-    def remove_packages(self, context: Context, packages: list[str]) -> None:
-        raise BuildError("not supported yet: removing packages on Debian")
+DISTRIBUTION = Debian()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from imagebuild.build import build_image
 from imagebuild.build.pipeline import preflight
 from imagebuild.verbs import need_root
+from imagebuild.verbs.bump import bump_version_file, current_version, version_directory
 
 if TYPE_CHECKING:
     from imagebuild.config import Args, Config
@@ -17,6 +18,12 @@ def run(args: Args, images: list[Config]) -> int:
     for config in images:
         preflight(config)
     need_root(args.verb)
+    if args.auto_bump:
+        current_version(version_directory(args))  # -B without mkosi.version fails before building
     for config in images:
-        build_image(config, force=args.force, keep_workspace_on_failure=args.debug_workspace)
+        build_image(config, force=args.force, keep_workspace_on_failure=args.debug_workspace,
+                    debug_shell=args.debug_shell, build_script_arguments=tuple(args.cmdline))
+    if args.auto_bump:
+        # -B: the next build gets the next version.
+        bump_version_file(version_directory(args))
     return 0

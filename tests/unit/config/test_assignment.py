@@ -194,8 +194,8 @@ def test_output_name_from_image_id_and_version(tree: Tree) -> None:
 def test_non_default_lists_changed_settings(tree: Tree) -> None:
     from imagebuild.config import changed_settings, unsupported_settings
 
-    tree.write("mkosi.conf", "[Content]\nWithDocs=yes\nPackages=a\n[Validation]\nSecureBootSignTool=pesign\n")
+    tree.write("mkosi.conf", "[Content]\nWithDocs=yes\nPackages=a\nSELinuxRelabel=yes\n")
     c = tree.one()
-    assert changed_settings(c) == ["Packages", "SecureBootSignTool"]
-    assert unsupported_settings(c) == ["SecureBootSignTool"]
-    assert unsupported_settings(c, supported={"SecureBootSignTool"}) == ["Packages"]
+    assert changed_settings(c) == ["Packages", "SELinuxRelabel"]
+    assert unsupported_settings(c) == ["SELinuxRelabel"]
+    assert unsupported_settings(c, supported={"SELinuxRelabel"}) == ["Packages"]

@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""Build figures for examples/minimal (issue 4).
+
+Prints: a cold build (empty package cache), a warm build (package cache filled), an incremental build
+(Incremental=yes, only a file in mkosi.extra changed since the cached build), and raw mmdebstrap of the
+same package set with the same flags minus imagebuild's hooks (package cache, eatmydata).
+Goals: warm build within 1.2x of raw mmdebstrap; incremental build under 5 s. Needs root and the host
+tools (scripts/bootstrap).
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MINIMAL = ROOT / "examples" / "minimal"
+
+# imagebuild's own additions to the mmdebstrap command line.
+OUR_OPTIONS = ("--setup-hook=", "--extract-hook=", "--customize-hook=", "--essential-hook=",
+               "--skip=essential/unlink", "--skip=download/empty")
+
+
+def timed(argv: list[str]) -> tuple[float, str]:
+    started = time.monotonic()
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        sys.exit(f"{shlex.join(argv)} failed:\n{result.stderr[-3000:]}")
+    return elapsed, result.stderr
+
+
+def mmdebstrap_argv(debug_log: str, target: Path) -> list[str]:
+    """The mmdebstrap command imagebuild ran (from its --debug log), without imagebuild's hooks."""
+    lines = debug_log.splitlines()
+    argv: list[str] | None = None
+    for start, line in enumerate(lines):
+        words = line.split()
+        if len(words) < 2 or words[0] != "+" or not words[1].endswith("mmdebstrap"):
+            continue
+        # Hook scripts may contain newlines: the logged command goes on until it parses.
+        text = line.split("+ ", 1)[1]
+        for end in range(start + 1, len(lines) + 1):
+            try:
+                argv = shlex.split(text)
+                break
+            except ValueError:
+                if end < len(lines):
+                    text += "\n" + lines[end]
+        break
+    if argv is None:
+        sys.exit("the --debug log shows no mmdebstrap command")
+    argv = [a for a in argv if not a.startswith(OUR_OPTIONS) and a != "--skip=update"]
+    # The positional arguments are: suite, target, sources...; the target is the first absolute path
+    # after the suite that is inside the workspace.
+    positional = [i for i, a in enumerate(argv) if not a.startswith("-")][1:]
+    suite_index = positional[0]
+    argv[suite_index + 1] = str(target)
+    return argv
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="imagebuild-bench-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        tree = work / "minimal"
+        shutil.copytree(MINIMAL, tree, ignore=shutil.ignore_patterns("mkosi.output", "tests"))
+        base = [sys.executable, "-m", "imagebuild", "-C", str(tree), f"--package-cache-dir={work}/pkgs",
+                f"--output-dir={work}/out", "-f"]
+        cold, _ = timed([*base, "build"])
+        print(f"cold build (empty package cache):        {cold:6.1f} s", flush=True)
+        warm, log = timed([*base, "--debug", "build"])
+        print(f"warm build (package cache filled):       {warm:6.1f} s", flush=True)
+        raw = mmdebstrap_argv(log, work / "raw")
+        raw_time, _ = timed(raw)
+        print(f"raw mmdebstrap, same packages and flags: {raw_time:6.1f} s   (warm build: {warm / raw_time:.2f}x; "
+              "goal <= 1.2x)", flush=True)
+        incremental = [*base, "--incremental=yes", f"--cache-dir={work}/cache", "build"]
+        primed, _ = timed(incremental)
+        print(f"first build with Incremental=yes:        {primed:6.1f} s   (saves the cached image)", flush=True)
+        (tree / "mkosi.extra/etc/imagebuild-example").write_text("changed for the benchmark\n")
+        again, log_incremental = timed(incremental)
+        assert "Reusing the cached image" in log_incremental, log_incremental
+        print(f"incremental build (mkosi.extra changed): {again:6.1f} s   (goal < 5 s)")
+        steps = [line.strip() for line in log_incremental.splitlines() if " took " in line]
+        slowest = sorted(steps, key=lambda s: -float(s.rsplit(" ", 1)[1].rstrip("s")))[:4]
+        print(f"  slowest steps: {'; '.join(slowest)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

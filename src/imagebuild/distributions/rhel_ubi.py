@@ -1,0 +1,50 @@
+"""RHEL Universal Base Image: the freely available subset of RHEL, from Red Hat's UBI CDN, and EPEL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from imagebuild.distributions.centos import CentOS, major_version
+from imagebuild.distributions.rhel import GPG_URL
+from imagebuild.installers.rpm import RpmRepository, find_gpgkey, join_mirror
+
+if TYPE_CHECKING:
+    from imagebuild.build.context import Context
+
+CDN = "https://cdn-ubi.redhat.com/content/public/ubi/dist/"
+
+
+class RHELUBI(CentOS):
+    name = "rhel-ubi"
+    pretty_name = "RHEL UBI"
+
+    def gpgurls(self, context: Context) -> tuple[str, ...]:
+        major = major_version(context.config.release)
+        key = find_gpgkey(context, f"RPM-GPG-KEY-redhat{major}-release", GPG_URL)
+        return (key,) if key else ()
+
+    def repository_variants(self, context: Context, repo: str) -> Iterator[RpmRepository]:
+        config = context.config
+        gpgurls = self.gpgurls(context)
+        if config.local_mirror:
+            yield RpmRepository(repo, f"baseurl={config.local_mirror}", gpgurls)
+            return
+        mirror = config.mirror or CDN
+        v = config.release
+        base = f"ubi{v}/{v}/$basearch/{repo}"
+        yield RpmRepository(f"ubi-{v}-{repo}-rpms", f"baseurl={join_mirror(mirror, f'{base}/os')}", gpgurls)
+        yield RpmRepository(f"ubi-{v}-{repo}-debug-rpms", f"baseurl={join_mirror(mirror, f'{base}/debug')}",
+                            gpgurls, enabled=False)
+        yield RpmRepository(f"ubi-{v}-{repo}-source", f"baseurl={join_mirror(mirror, f'{base}/source')}",
+                            gpgurls, enabled=False)
+
+    def repositories(self, context: Context) -> list[RpmRepository]:
+        repos: list[RpmRepository] = []
+        for repo in ("baseos", "appstream", "codeready-builder"):
+            repos += self.repository_variants(context, repo)
+        repos += self.epel_repositories(context)
+        return repos
+
+
+DISTRIBUTION = RHELUBI()

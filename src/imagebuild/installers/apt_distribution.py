@@ -1,0 +1,46 @@
+"""What every apt-based distribution does the same way; a subclass only says where its packages come from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imagebuild.build.repository import package_manager_tree
+from imagebuild.installers import apt, apt_get
+
+if TYPE_CHECKING:
+    from imagebuild.build.context import Context
+
+
+class AptDistribution:
+    """The Distribution protocol (distributions/__init__.py) on top of mmdebstrap and the host's apt-get."""
+
+    name = "apt"
+
+    def apt_setup(self, context: Context) -> apt.AptSetup:
+        """Suites, architecture and repositories of this build; see installers/apt.AptSetup."""
+        raise NotImplementedError
+
+    def keyring(self, context: Context) -> Path | None:
+        """Trusted keys: the host's, plus those of the package manager trees."""
+        return apt.keyring_directory(package_manager_tree(context), context.workspace)
+
+    def sync_repository_metadata(self, context: Context) -> None:
+        apt_get.sync_lists(context, self.apt_setup(context), package_manager_tree=package_manager_tree(context),
+                           keyring=self.keyring(context))
+
+    def install(self, context: Context) -> None:
+        setup = self.apt_setup(context)
+        tree, keyring = package_manager_tree(context), self.keyring(context)
+        work = apt_get.AptWorkspace.of(context, setup)
+        if not work.synced:
+            apt_get.sync_lists(context, setup, package_manager_tree=tree, keyring=keyring)
+        apt.bootstrap(context, setup, packages=list(context.config.packages), lists=work.lists,
+                      package_manager_tree=tree, keyring=keyring)
+
+    def install_packages(self, context: Context, packages: list[str], *, root: Path | None = None) -> None:
+        apt_get.install(context, self.apt_setup(context), root or context.root, packages,
+                        package_manager_tree=package_manager_tree(context), keyring=self.keyring(context))
+
+    def remove_packages(self, context: Context, packages: list[str]) -> None:
+        apt_get.remove(context, self.apt_setup(context), context.root, packages)

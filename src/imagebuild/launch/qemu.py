@@ -1,0 +1,356 @@
+"""qemu command lines for a built image: used by `imagebuild qemu` and by pytest_mkosi's qemu runners.
+
+    with qemu_machine(config, tools_tree=tools_tree_for(config), options=QemuOptions()) as vm:
+        subprocess.run(vm.argv)        # or Popen it and talk to its serial console
+
+qemu_machine prepares everything a boot needs in a scratch directory (an ephemeral copy of the disk, a
+Format=directory tree turned into an ext4 disk, writable firmware variables, QemuDrives=, a running swtpm)
+and removes it all afterwards; the argv already runs qemu from the tools tree when there is one.
+
+Boot paths: disks boot through OVMF (UEFI; the Secure Boot build with empty variables when the image is
+signed, so systemd-boot can enroll its keys) or SeaBIOS (QemuFirmware=bios); trees, cpio archives and
+QemuFirmware=linux boot the kernel directly (QemuKernel=, <output>.vmlinuz and <output>.initrd, or the
+newest kernel and initrd in the tree). KVM is used only when a probe boot shows it works (launch/kvm.py);
+otherwise multi-threaded TCG.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imagebuild import paths
+from imagebuild.boot.kernel import find_kernels
+from imagebuild.config import ConfigFeature, Network, QemuFirmware
+from imagebuild.errors import RunError
+from imagebuild.launch import firmware as fw
+from imagebuild.launch.kvm import kvm_works
+from imagebuild.launch.lifetime import make_scratch
+from imagebuild.launch.swtpm import Swtpm, swtpm_available
+from imagebuild.log import logger
+from imagebuild.tools.run import find_tool, tools_tree_wrapper
+
+if TYPE_CHECKING:
+    from imagebuild.config import Config
+
+# Formats qemu can boot, and what each one is to qemu.
+DISK_FORMATS = frozenset({"disk", "esp", "uki"})
+BOOTABLE_FORMATS = DISK_FORMATS | fw.DIRECT_BOOT_FORMATS
+
+SCRATCH_PREFIX = "imagebuild-qemu-"
+
+# Settings the qemu launcher cannot honour on this builder yet; they are refused before booting.
+UNSUPPORTED_WITH_QEMU = {
+    "RuntimeTrees": "needs virtiofs",
+    "RuntimeScratch": "needs virtiofs",
+}
+
+
+@dataclass
+class QemuOptions:
+    """What the caller adds to what the config says."""
+
+    # The serial console: None puts it on stdin/stdout multiplexed with the monitor (Ctrl-a c, Ctrl-a x);
+    # runners pass e.g. ["-serial", "unix:PATH,server=on,wait=off"].
+    console_args: list[str] | None = None
+    # Appended last: the qemu verb's command line, a runner's devices.
+    extra_args: Sequence[str] = ()
+    # None: Ephemeral= decides; runners force a private copy with True.
+    ephemeral: bool | None = None
+    # A kernel given on the command line (-kernel of the qemu verb), before QemuKernel=.
+    kernel: Path | None = None
+
+
+@dataclass
+class QemuMachine:
+    argv: list[str]
+    accelerator: str
+    firmware: QemuFirmware
+    # The disk qemu boots (a scratch copy when ephemeral), None for a cpio archive.
+    disk: Path | None
+    scratch: Path
+    swtpm: Swtpm | None = None
+    temporary: list[Path] = field(default_factory=list)
+
+
+def image_path(config: Config) -> Path:
+    """The artifact qemu boots: the tree for Format=directory, else the output file."""
+    from imagebuild.outputs.naming import artifact_name, is_compressed
+
+    directory = paths.output_directory(config)
+    if str(config.format) == "directory":
+        return directory / config.output
+    if is_compressed(config):
+        raise RunError(f"qemu cannot boot a compressed image ({artifact_name(config)}); set CompressOutput=no")
+    return directory / artifact_name(config)
+
+
+def check_bootable(config: Config) -> None:
+    fmt = str(config.format)
+    if fmt not in BOOTABLE_FORMATS:
+        raise RunError(f"qemu cannot boot Format={fmt}; use Format=disk, uki, esp, cpio or directory")
+    for name, reason in UNSUPPORTED_WITH_QEMU.items():
+        if name in config.non_default:
+            raise RunError(f"not supported yet with the qemu verb: {name}= ({reason})")
+    if "RuntimeNetwork" in config.non_default and config.runtime_network == Network.interface:
+        raise RunError("not supported yet with the qemu verb: RuntimeNetwork=interface (no tap device here)")
+
+
+# ---- kernels for direct boot ------------------------------------------------------------------------
+
+
+def _tree_initrd(tree: Path, version: str) -> Path | None:
+    for candidate in (tree / "usr/lib/modules" / version / "initrd", tree / "boot" / f"initrd.img-{version}"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def direct_boot_files(config: Config, kernel_override: Path | None) -> tuple[Path, Path | None]:
+    """The kernel and initrd to boot directly: -kernel/QemuKernel=, the build's split artifacts, the tree."""
+    directory = paths.output_directory(config)
+    split_kernel, split_initrd = directory / f"{config.output}.vmlinuz", directory / f"{config.output}.initrd"
+    initrd = split_initrd if split_initrd.is_file() else None
+    kernel = kernel_override or config.qemu_kernel
+    if kernel is not None:
+        if not Path(kernel).is_file():
+            raise RunError(f"QemuKernel=: the kernel {kernel} does not exist")
+        return Path(kernel), initrd
+    if split_kernel.is_file():
+        return split_kernel, initrd
+    tree = image_path(config) if str(config.format) == "directory" else None
+    if tree is not None:
+        kernels = find_kernels(tree)
+        if kernels:
+            newest = kernels[0]
+            return newest.image, initrd or _tree_initrd(tree, newest.version)
+    raise RunError(
+        f"QemuFirmware=linux: no kernel to boot {config.output} with; install one in the image "
+        "(e.g. Packages=linux-image-amd64), or set QemuKernel="
+    )
+
+
+# ---- disks ------------------------------------------------------------------------------------------
+
+
+def tree_size(tree: Path) -> int:
+    output = subprocess.run(["du", "-sx", "--block-size=1", os.fspath(tree)], capture_output=True, text=True,
+                            check=False).stdout
+    try:
+        return int(output.split()[0])
+    except (IndexError, ValueError):
+        raise RunError(f"cannot measure the size of {tree}") from None
+
+
+def tree_to_ext4(tree: Path, target: Path, *, minimum_size: int | None, tools_tree: Path | None) -> None:
+    """A Format=directory tree as an ext4 file system qemu can boot from (no mount needed)."""
+    from imagebuild.tools.run import run
+
+    size = max(tree_size(tree) * 13 // 10 + (256 << 20), minimum_size or 0)
+    with open(target, "wb") as f:
+        f.truncate(size)
+    mkfs = find_tool("mkfs.ext4", package="e2fsprogs", tools_tree=tools_tree)
+    run([mkfs, "-q", "-F", "-L", "root", "-d", tree, target], what="mkfs.ext4", tools_tree=tools_tree)
+
+
+def scratch_copy(source: Path, target: Path) -> None:
+    """A copy for one boot; reflinked where the file system can, sparse elsewhere."""
+    result = subprocess.run(["cp", "--reflink=auto", "--sparse=always", os.fspath(source), os.fspath(target)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RunError(f"cannot copy {source} for an ephemeral boot: {result.stderr.strip()}")
+
+
+def grow(disk: Path, size: int | None) -> None:
+    """RuntimeSize=: grow the disk file (the guest's systemd-repart can then grow its partitions)."""
+    if size is not None and disk.stat().st_size < size:
+        os.truncate(disk, size)
+
+
+def qemu_drives(config: Config, scratch: Path) -> tuple[list[str], list[Path]]:
+    """QemuDrives=: a sparse file per drive (in its directory, else the scratch directory)."""
+    args: list[str] = []
+    files: list[Path] = []
+    for drive in config.qemu_drives:
+        directory = Path(drive.directory) if drive.directory else scratch
+        fd, name = tempfile.mkstemp(prefix=f"qemu-drive-{drive.id}-", dir=directory)
+        os.ftruncate(fd, drive.size)
+        os.close(fd)
+        files.append(Path(name))
+        spec = f"if=none,id={drive.id},file={name},format=raw,cache=unsafe"
+        if drive.options:
+            spec += f",{drive.options}"
+        args += ["-drive", spec]
+    return args, files
+
+
+# ---- the command line -------------------------------------------------------------------------------
+
+
+def accelerator_args(use_kvm: bool, smp: str) -> list[str]:
+    if use_kvm:
+        return ["-accel", "kvm", "-cpu", "host", "-smp", smp]
+    # trixie's qemu is sound with multi-threaded TCG (bookworm's 7.2 crashed guests with it).
+    return ["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", smp]
+
+
+def smbios_credentials(config: Config) -> list[str]:
+    """Credentials= as SMBIOS type 11 strings, which systemd in the guest imports."""
+    args = []
+    for name, value in sorted(config.credentials.items()):
+        encoded = base64.b64encode(value.encode()).decode()
+        args += ["-smbios", f"type=11,value=io.systemd.credential.binary:{name}={encoded}"]
+    return args
+
+
+def direct_boot_cmdline(config: Config, *, root: str | None) -> str:
+    words = list(config.kernel_command_line)
+    if not any(w.startswith("console=") for w in words):
+        words.append("console=ttyS0")
+    if root is not None and not any(w.startswith("root=") for w in words):
+        words += [f"root={root}", "rw"]
+    words += config.kernel_command_line_extra
+    return " ".join(words)
+
+
+def console_args(options: QemuOptions) -> list[str]:
+    if options.console_args is not None:
+        return list(options.console_args)
+    # signal=off: Ctrl-C goes to the guest; Ctrl-a x quits qemu, Ctrl-a c switches to the monitor.
+    return ["-chardev", "stdio,id=console,mux=on,signal=off", "-serial", "chardev:console", "-mon", "console"]
+
+
+def use_kvm(config: Config, qemu: str, kernel: Path | None, tools_tree: Path | None) -> bool:
+    if config.qemu_kvm == ConfigFeature.disabled:
+        return False
+    if config.qemu_kvm == ConfigFeature.enabled:
+        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+            raise RunError("QemuKvm=yes: /dev/kvm is not usable here; set QemuKvm=auto or no")
+        return True
+    version = subprocess.run([*(tools_tree_wrapper(tools_tree) if tools_tree else []), qemu, "--version"],
+                             capture_output=True, text=True, check=False).stdout.splitlines()[:1]
+    cache = paths.user_cache_home() / "imagebuild" / "kvm-verdict.json"
+    works, note = kvm_works(qemu, version[0] if version else "unknown", kernel, tools_tree, cache)
+    if note:
+        logger.info("Note: %s", note)
+    return works
+
+
+def want_swtpm(config: Config, firmware: QemuFirmware, tools_tree: Path | None) -> bool:
+    """QemuSwtpm=auto: a TPM where it means something (UEFI measures the boot) and swtpm is there."""
+    if config.qemu_swtpm == ConfigFeature.enabled:
+        return True
+    uefi = firmware in (QemuFirmware.uefi, QemuFirmware.uefi_secure_boot)
+    return config.qemu_swtpm == ConfigFeature.auto and uefi and swtpm_available(tools_tree)
+
+
+def _probe_kernel(config: Config) -> Path | None:
+    with contextlib.suppress(RunError):
+        return direct_boot_files(config, None)[0]
+    return None
+
+
+@contextlib.contextmanager
+def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOptions | None = None
+                 ) -> Iterator[QemuMachine]:
+    """Everything one boot needs, and its argv; all of it is stopped and removed on exit."""
+    options = options or QemuOptions()
+    check_bootable(config)
+    image = image_path(config)
+    if not image.exists():
+        raise RunError(f"{image} does not exist; build the image first (imagebuild build)")
+    qemu = find_tool("qemu-system-x86_64", package="qemu-system-x86", tools_tree=tools_tree)
+    firmware = fw.resolve_firmware(config)
+    fmt = str(config.format)
+    if fmt == "uki" and firmware in (QemuFirmware.linux, QemuFirmware.bios):
+        raise RunError(f"QemuFirmware={firmware} cannot boot a UKI; use QemuFirmware=uefi")
+    scratch = make_scratch(paths.workspace_parent(config), SCRATCH_PREFIX)
+    machine: QemuMachine | None = None
+    try:
+        argv = [*(tools_tree_wrapper(tools_tree) if tools_tree else []), qemu]
+        argv += ["-machine", "q35" + (",smm=on" if firmware == QemuFirmware.uefi_secure_boot else ""),
+                 "-m", config.qemu_mem, "-no-user-config", "-nodefaults"]
+        ephemeral = config.ephemeral if options.ephemeral is None else options.ephemeral
+
+        # The disk, and how it boots.
+        disk: Path | None = None
+        kernel: Path | None = None
+        initrd: Path | None = None
+        root: str | None = None
+        if fmt == "directory":
+            disk = scratch / "root.ext4"
+            tree_to_ext4(image, disk, minimum_size=config.runtime_size, tools_tree=tools_tree)
+            root = "/dev/vda"
+        elif fmt == "cpio":
+            initrd = image
+        elif fmt == "uki":
+            # OVMF starts the UKI handed over as -kernel; there is no disk.
+            kernel = image
+        else:
+            disk = image
+            if ephemeral:
+                disk = scratch / image.name
+                scratch_copy(image, disk)
+            grow(disk, config.runtime_size)
+        if firmware == QemuFirmware.linux or fmt == "cpio":
+            kernel, split_initrd = direct_boot_files(config, options.kernel)
+            if initrd is None:
+                initrd = split_initrd
+        elif options.kernel is not None:
+            kernel = options.kernel
+
+        kvm = use_kvm(config, qemu, kernel or _probe_kernel(config), tools_tree)
+        argv += accelerator_args(kvm, config.qemu_smp)
+        if firmware in (QemuFirmware.uefi, QemuFirmware.uefi_secure_boot):
+            ovmf = fw.find_ovmf(config, firmware, tools_tree)
+            argv += fw.firmware_args(ovmf, fw.writable_variables(ovmf, scratch))
+        if kernel is not None:
+            argv += ["-kernel", os.fspath(kernel)]
+            if initrd is not None:
+                argv += ["-initrd", os.fspath(initrd)]
+            if firmware == QemuFirmware.linux or fmt == "cpio":
+                argv += ["-append", direct_boot_cmdline(config, root=root)]
+        if disk is not None:
+            if config.qemu_cdrom:
+                argv += ["-drive", f"if=none,id=image,file={disk},format=raw,media=cdrom,readonly=on",
+                         "-device", "virtio-scsi-pci,id=scsi", "-device", "scsi-cd,drive=image,bootindex=1"]
+            else:
+                argv += ["-drive", f"if=none,id=image,file={disk},format=raw,cache=unsafe,discard=unmap",
+                         "-device", "virtio-blk-pci,drive=image,bootindex=1"]
+        drive_args, drive_files = qemu_drives(config, scratch)
+        argv += drive_args
+
+        if firmware != QemuFirmware.linux and config.kernel_command_line_extra:
+            # systemd-stub (v254+) appends this to the UKI's command line.
+            extra = " ".join(config.kernel_command_line_extra)
+            argv += ["-smbios", f"type=11,value=io.systemd.stub.kernel-cmdline-extra={extra}"]
+        argv += smbios_credentials(config)
+        argv += ["-device", "virtio-rng-pci"]
+        argv += ["-nic", "user,model=virtio-net-pci"] if config.runtime_network == Network.user else ["-nic", "none"]
+        argv += ["-display", "none", "-vga", "none"]
+        argv += console_args(options)
+
+        machine = QemuMachine(argv, "kvm" if kvm else "tcg", firmware, disk, scratch,
+                              temporary=drive_files)
+        if want_swtpm(config, firmware, tools_tree):
+            machine.swtpm = Swtpm(scratch / "swtpm", tools_tree)
+            machine.swtpm.start()
+            argv += machine.swtpm.qemu_args()
+        argv += config.qemu_args
+        argv += list(options.extra_args)
+        yield machine
+    finally:
+        if machine is not None:
+            if machine.swtpm is not None:
+                machine.swtpm.stop()
+            for path in machine.temporary:
+                path.unlink(missing_ok=True)
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,68 @@
+"""QemuSwtpm=: a software TPM 2.0 for one VM. swtpm does not exit when the VM powers off: stop it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from imagebuild.errors import RunError
+from imagebuild.launch.lifetime import die_with_parent
+from imagebuild.tools.run import find_tool, run, stop_process_group, tools_tree_wrapper
+
+SOCKET_TIMEOUT = 10.0
+
+
+def swtpm_available(tools_tree: Path | None) -> bool:
+    try:
+        find_tool("swtpm", tools_tree=tools_tree)
+        find_tool("swtpm_setup", tools_tree=tools_tree)
+    except Exception:
+        return False
+    return True
+
+
+class Swtpm:
+    """A running swtpm with its state in `directory`; qemu connects to `socket`."""
+
+    def __init__(self, directory: Path, tools_tree: Path | None) -> None:
+        self.directory = directory
+        self.tools_tree = tools_tree
+        self.socket = directory / "swtpm.sock"
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        state = self.directory / "state"
+        state.mkdir(parents=True, exist_ok=True)
+        setup = find_tool("swtpm_setup", package="swtpm-tools", tools_tree=self.tools_tree)
+        # --config /dev/null: no local CA, so no /etc/swtpm-localca.conf is needed (the host has none).
+        run([setup, "--tpm-state", state, "--tpm2", "--pcr-banks", "sha256", "--config", "/dev/null"],
+            what="swtpm_setup", tools_tree=self.tools_tree)
+        swtpm = find_tool("swtpm", package="swtpm", tools_tree=self.tools_tree)
+        argv = [swtpm, "socket", "--tpm2", "--tpmstate", f"dir={state}",
+                "--ctrl", f"type=unixio,path={self.socket}"]
+        if self.tools_tree is not None:
+            argv = [*tools_tree_wrapper(self.tools_tree), *argv]
+        with open(self.directory / "swtpm.log", "w") as log:
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            text=True, start_new_session=True, preexec_fn=die_with_parent)
+        deadline = time.monotonic() + SOCKET_TIMEOUT
+        while not self.socket.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                output = (self.directory / "swtpm.log").read_text(errors="replace").strip()
+                raise RunError(f"QemuSwtpm=: swtpm did not start: {output[-500:] or 'no output'}")
+            time.sleep(0.05)
+
+    def qemu_args(self) -> list[str]:
+        return [
+            "-chardev", f"socket,id=chrtpm,path={os.fspath(self.socket)}",
+            "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+            "-device", "tpm-tis,tpmdev=tpm0",
+        ]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            stop_process_group(self.process, grace=5.0)
+        self.process = None
