@@ -87,13 +87,12 @@ def _copy_contents(source: Path, destination: Path) -> None:
     run(["cp", "-a", "--reflink=auto", f"{source}/.", os.fspath(destination)], what=f"copying {source}")
 
 
-def restore(context: Context) -> bool:
-    """Put the cached image into context.root; False when there is none to reuse."""
-    config = context.config
+def usable(config: Config) -> bool:
+    """Whether restore() would reuse a cached image (without copying it); logs why not."""
     found = _cache_paths(config)
     if not config.incremental or found is None:
         return False
-    root, overlay, record = found
+    root, _, record = found
     try:
         recorded = json.loads(record.read_text())
     except (OSError, ValueError):
@@ -106,6 +105,16 @@ def restore(context: Context) -> bool:
         what = ", ".join(f"{k}=" for k in changed) if changed else "the content of skeleton trees or scripts"
         logger.info("The cached image is out of date (%s changed): installing again", what)
         return False
+    return True
+
+
+def restore(context: Context) -> bool:
+    """Put the cached image into context.root; False when there is none to reuse."""
+    config = context.config
+    found = _cache_paths(config)
+    if found is None or not usable(config):
+        return False
+    root, overlay, _ = found
     logger.info("Reusing the cached image %s", root)
     _copy_contents(root, context.root)
     if overlay.is_dir():

@@ -121,17 +121,29 @@ def _run(stages: list[Stage], context: Context) -> None:
             stage(context)
 
 
+def _needs_metadata_after_install(config: Config) -> bool:
+    # Scripts that run after the cached part may install packages (mkosi-install).
+    return bool(config.build_scripts or config.postinst_scripts or config.finalize_scripts)
+
+
 def run_stages(context: Context) -> None:
     """Steps 1-28 of the execution flow; the caller writes the output format."""
-    _run(PREPARE_WORKSPACE, context)
+    config = context.config
+    reusable = config.incremental and incremental.usable(config)
+    if reusable and not _needs_metadata_after_install(config):
+        # The cached image already holds the base trees and nothing will be installed: skipping the
+        # metadata sync keeps an incremental build free of network round trips.
+        _run(PREPARE_WORKSPACE[:1], context)
+    else:
+        _run(PREPARE_WORKSPACE, context)
     with step("look for a cached image"):
-        restored = incremental.restore(context)
+        restored = reusable and incremental.restore(context)
     if not restored:
         _run(INSTALL, context)
         with step("cache the image"):
             incremental.save(context)
     _run(BUILD, context)
-    if str(context.config.format) == "none":
+    if str(config.format) == "none":
         # Step 13: with Format=none only the build scripts' output matters.
         return
     _run(CUSTOMIZE, context)
