@@ -88,7 +88,7 @@ def _copy_contents(source: Path, destination: Path) -> None:
 
 
 def usable(config: Config) -> bool:
-    """Whether restore() would reuse a cached image (without copying it); logs why not."""
+    """Whether a cached image matches this config (restore() copies it in); logs why not."""
     found = _cache_paths(config)
     if not config.incremental or found is None:
         return False
@@ -108,18 +108,15 @@ def usable(config: Config) -> bool:
     return True
 
 
-def restore(context: Context) -> bool:
-    """Put the cached image into context.root; False when there is none to reuse."""
-    config = context.config
-    found = _cache_paths(config)
-    if found is None or not usable(config):
-        return False
+def restore(context: Context) -> None:
+    """Put the cached image into context.root; only after usable() said there is one to reuse."""
+    found = _cache_paths(context.config)
+    assert found is not None
     root, overlay, _ = found
     logger.info("Reusing the cached image %s", root)
     _copy_contents(root, context.root)
     if overlay.is_dir():
         _copy_contents(overlay, context.build_overlay)
-    return True
 
 
 def drop(config: Config) -> None:

@@ -136,9 +136,10 @@ def run_stages(context: Context) -> None:
         _run(PREPARE_WORKSPACE[:1], context)
     else:
         _run(PREPARE_WORKSPACE, context)
-    with step("look for a cached image"):
-        restored = reusable and incremental.restore(context)
-    if not restored:
+    if reusable:
+        with step("restore the cached image"):
+            incremental.restore(context)
+    else:
         _run(INSTALL, context)
         with step("cache the image"):
             incremental.save(context)

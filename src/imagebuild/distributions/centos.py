@@ -207,4 +207,34 @@ class CentOS(DnfDistribution):
                                 gpgurls, enabled=False)
 
 
+class CentOSRebuild(CentOS):
+    """A rebuild of RHEL (AlmaLinux, Rocky Linux): CentOS's repository names and EPEL, with its own key,
+    mirror layout and mirror list. The templates take {major} (the release's major version) and {repo}."""
+
+    release_pattern = r"[0-9]+(\.[0-9]+)?"
+    key_name: str
+    key_url: str
+    mirror_path: str
+    mirror_list: str
+
+    def gpgurls(self, context: Context) -> tuple[str, ...]:
+        major = major_version(context.config.release)
+        key = find_gpgkey(context, self.key_name.format(major=major), self.key_url.format(major=major))
+        return (key,) if key else ()
+
+    def repository_variants(self, context: Context, repo: str) -> Iterator[RpmRepository]:
+        config = context.config
+        if config.local_mirror:
+            url = f"baseurl={config.local_mirror}"
+        elif config.mirror:
+            url = f"baseurl={join_mirror(config.mirror, self.mirror_path.format(repo=repo))}"
+        else:
+            url = f"mirrorlist={self.mirror_list.format(repo=repo, lower=repo.lower())}"
+        yield RpmRepository(repo, url, self.gpgurls(context))
+
+    def sig_repositories(self, context: Context) -> Iterator[RpmRepository]:
+        # The SIGs build for CentOS Stream only.
+        return iter(())
+
+
 DISTRIBUTION = CentOS()

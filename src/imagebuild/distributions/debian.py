@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from imagebuild.errors import BuildError
 from imagebuild.installers.apt import AptRepository, AptSetup
 from imagebuild.installers.apt_distribution import AptDistribution
-from imagebuild.installers.apt_local import build_local_repository
+from imagebuild.installers.common import architecture_name
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
@@ -36,11 +35,7 @@ Repository = AptRepository
 
 
 def debian_architecture(config: Config) -> str:
-    arch = str(config.architecture)
-    try:
-        return ARCHITECTURES[arch]
-    except KeyError:
-        raise BuildError(f"Architecture={arch} is not an architecture Debian builds for") from None
+    return architecture_name(config, ARCHITECTURES, "Debian")
 
 
 def repositories(config: Config, *, for_image: bool = False) -> list[AptRepository]:
@@ -72,20 +67,9 @@ def repositories(config: Config, *, for_image: bool = False) -> list[AptReposito
 def apt_setup(context: Context) -> AptSetup:
     """Where this build's packages come from: the release's repositories and the local packages."""
     config = context.config
-    build = repositories(config)
-    if not config.repository_key_check:
-        build = [r.with_options("trusted=yes") for r in build]
-    local = build_local_repository(context)
-    if local is not None:
-        build.append(local)
-    return AptSetup(
-        distribution="debian",
-        suite=config.release,
-        architecture=debian_architecture(config),
-        build_repositories=tuple(build),
-        image_repositories=tuple(repositories(config, for_image=True)),
-        with_recommends=config.with_recommends,
-        cache_only=config.cache_only,
+    return AptSetup.for_build(
+        context, distribution="debian", architecture=debian_architecture(config),
+        repositories=repositories(config), image_repositories=repositories(config, for_image=True),
     )
 
 

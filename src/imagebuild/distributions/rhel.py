@@ -50,15 +50,20 @@ class Entitlement:
         self.key, self.cert = key, cert
 
 
+def redhat_gpgurls(context: Context) -> tuple[str, ...]:
+    """Red Hat's release key for the release's major version (RHEL and UBI sign with the same one)."""
+    major = major_version(context.config.release)
+    key = find_gpgkey(context, f"RPM-GPG-KEY-redhat{major}-release", GPG_URL)
+    return (key,) if key else ()
+
+
 class RHEL(CentOS):
     name = "rhel"
     pretty_name = "RHEL"
     release_pattern = r"[0-9]+(\.[0-9]+)?"
 
     def gpgurls(self, context: Context) -> tuple[str, ...]:
-        major = major_version(context.config.release)
-        key = find_gpgkey(context, f"RPM-GPG-KEY-redhat{major}-release", GPG_URL)
-        return (key,) if key else ()
+        return redhat_gpgurls(context)
 
     def repository_variants(self, context: Context, repo: str) -> Iterator[RpmRepository]:
         config = context.config

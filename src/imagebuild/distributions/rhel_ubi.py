@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from imagebuild.distributions.centos import CentOS, major_version
-from imagebuild.distributions.rhel import GPG_URL
-from imagebuild.installers.rpm import RpmRepository, find_gpgkey, join_mirror
+from imagebuild.distributions.centos import CentOS
+from imagebuild.distributions.rhel import redhat_gpgurls
+from imagebuild.installers.rpm import RpmRepository, join_mirror
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
@@ -20,9 +20,7 @@ class RHELUBI(CentOS):
     pretty_name = "RHEL UBI"
 
     def gpgurls(self, context: Context) -> tuple[str, ...]:
-        major = major_version(context.config.release)
-        key = find_gpgkey(context, f"RPM-GPG-KEY-redhat{major}-release", GPG_URL)
-        return (key,) if key else ()
+        return redhat_gpgurls(context)
 
     def repository_variants(self, context: Context, repo: str) -> Iterator[RpmRepository]:
         config = context.config

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild.build.repository import package_manager_tree
+from imagebuild.distributions.debian import ARCHITECTURES as DEBIAN_ARCHITECTURES
 from imagebuild.errors import BuildError
 from imagebuild.installers.apt import AptRepository, AptSetup
 from imagebuild.installers.apt_distribution import AptDistribution
-from imagebuild.installers.apt_local import build_local_repository
 from imagebuild.installers.common import architecture_name
 
 if TYPE_CHECKING:
@@ -26,15 +26,10 @@ PORTS_MIRROR = "http://ports.ubuntu.com"
 SECURITY_MIRROR = "http://security.ubuntu.com/ubuntu"
 KEYRING = Path("/usr/share/keyrings/ubuntu-archive-keyring.gpg")
 
-# mkosi's architecture names → Ubuntu's.
+# mkosi's architecture names → Ubuntu's: Debian's names, for the architectures Ubuntu builds.
 ARCHITECTURES = {
-    "x86-64": "amd64",
-    "x86": "i386",
-    "arm64": "arm64",
-    "arm": "armhf",
-    "ppc64-le": "ppc64el",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
+    arch: name for arch, name in DEBIAN_ARCHITECTURES.items()
+    if arch in ("x86-64", "x86", "arm64", "arm", "ppc64-le", "s390x", "riscv64")
 }
 
 # The releases since 20.04 (and devel, the release under development).
@@ -104,21 +99,11 @@ def apt_setup(context: Context) -> AptSetup:
     config = context.config
     check_release(config)
     signed_by = keyring(config, package_manager_tree(context))
-    build = repositories(config, signed_by=signed_by)
-    if not config.repository_key_check:
-        build = [r.with_options("trusted=yes") for r in build]
-    local = build_local_repository(context)
-    if local is not None:
-        build.append(local)
-    return AptSetup(
-        distribution="ubuntu",
-        suite=config.release,
-        architecture=ubuntu_architecture(config),
-        build_repositories=tuple(build),
+    return AptSetup.for_build(
+        context, distribution="ubuntu", architecture=ubuntu_architecture(config),
+        repositories=repositories(config, signed_by=signed_by),
         # Inside the image the keyring is the one the ubuntu-keyring package installs at the same path.
-        image_repositories=tuple(repositories(config, for_image=True, signed_by=signed_by)),
-        with_recommends=config.with_recommends,
-        cache_only=config.cache_only,
+        image_repositories=repositories(config, for_image=True, signed_by=signed_by),
     )
 
 

@@ -67,6 +67,33 @@ class AptSetup:
     with_recommends: bool = False
     cache_only: CacheOnly = CacheOnly.none
 
+    @classmethod
+    def for_build(
+        cls, context: Context, *, distribution: str, architecture: str, repositories: list[AptRepository],
+        image_repositories: list[AptRepository],
+    ) -> AptSetup:
+        """The setup of one build: trusted=yes while building when RepositoryKeyCheck=no, plus the local
+        package repository (PackageDirectories=, $PACKAGEDIR) when there is one."""
+        # apt_local builds on this module's AptRepository, so it is imported here rather than at the top.
+        from imagebuild.installers.apt_local import build_local_repository
+
+        config = context.config
+        build = list(repositories)
+        if not config.repository_key_check:
+            build = [r.with_options("trusted=yes") for r in build]
+        local = build_local_repository(context)
+        if local is not None:
+            build.append(local)
+        return cls(
+            distribution=distribution,
+            suite=config.release,
+            architecture=architecture,
+            build_repositories=tuple(build),
+            image_repositories=tuple(image_repositories),
+            with_recommends=config.with_recommends,
+            cache_only=config.cache_only,
+        )
+
     def build_sources(self) -> list[str]:
         return [r.sources_line() for r in self.build_repositories]
 
