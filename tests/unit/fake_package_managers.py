@@ -20,7 +20,8 @@ from imagebuild.config.host import HostFacts, set_host
 from imagebuild.tools.run import CommandError
 
 HOST = HostFacts(Distribution.debian, "bookworm", Architecture.x86_64, "252")
-INSTALLER_MODULES = ("dnf", "zypper", "pacman")
+# The modules that run package managers (common.run_package_manager runs install and remove for all three).
+INSTALLER_MODULES = ("common", "dnf")
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from imagebuild.config.host import host
 from imagebuild.errors import BuildError
-from imagebuild.tools.run import CommandError, find_tool
+from imagebuild.tools.run import CommandError, find_tool, run
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
@@ -115,3 +115,21 @@ def missing_packages_error(
         f"Packages=: no package named {names} in {where}; check the spelling or add the repository "
         "that provides it (Repositories=)"
     )
+
+
+def run_package_manager(
+    context: Context, argv: list[str], *, root: Path, name: str, missing: Iterable[re.Pattern[str]],
+    where: str, apivfs: bool = True, env: dict[str, str] | None = None,
+) -> None:
+    """Run a package manager on the image at root (with the API file systems unless apivfs is False),
+    turning "no such package" output into one clear BuildError naming `where`."""
+    if apivfs:
+        argv = apivfs_prefix(context, root) + argv
+    try:
+        run(argv, what=name, env=env if env is not None else package_manager_environment(context.config),
+            tools_tree=context.tools_tree)
+    except CommandError as e:
+        error = missing_packages_error(e, missing, where)
+        if error is not None:
+            raise error from None
+        raise

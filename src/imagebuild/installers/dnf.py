@@ -18,17 +18,16 @@ from imagebuild.config.enums import CacheOnly
 from imagebuild.errors import BuildError
 from imagebuild.installers.common import (
     GENERATED_MARKER,
-    apivfs_prefix,
     distribution_cache,
     is_native,
-    missing_packages_error,
     package_manager_dir,
     package_manager_environment,
+    run_package_manager,
     sort_packages,
     write_generated,
 )
 from imagebuild.installers.rpm import RpmRepository, fixup_rpmdb_location, repo_file
-from imagebuild.tools.run import CommandError, find_tool, run
+from imagebuild.tools.run import find_tool, run
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
@@ -158,15 +157,7 @@ def invoke(
     root = root or context.root
     root.mkdir(parents=True, exist_ok=True)
     argv = [*command(context, dnf, architecture=architecture, root=root), verb, *sort_packages(packages)]
-    if apivfs:
-        argv = apivfs_prefix(context, root) + argv
-    try:
-        run(argv, what="dnf", env=package_manager_environment(context.config), tools_tree=context.tools_tree)
-    except CommandError as e:
-        error = missing_packages_error(e, _MISSING, where)
-        if error is not None:
-            raise error from None
-        raise
+    run_package_manager(context, argv, root=root, name="dnf", missing=_MISSING, where=where, apivfs=apivfs)
     fixup_rpmdb_location(root)
     # dnf writes its logs relative to the install root whatever it is told; they are not the image's.
     log = root / "var/log"

@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING
 from imagebuild.config.enums import CacheOnly
 from imagebuild.errors import BuildError
 from imagebuild.installers.common import (
-    apivfs_prefix,
     distribution_cache,
-    missing_packages_error,
     package_manager_dir,
-    package_manager_environment,
+    run_package_manager,
     sort_packages,
     write_generated,
 )
-from imagebuild.tools.run import CommandError, find_tool, run
+from imagebuild.tools.run import find_tool
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
@@ -146,14 +144,6 @@ def invoke(
         restore_databases(context, root, required=not refresh)
     argv = command(context, pacman, architecture=architecture, root=root)
     argv += [operation, *(["--refresh"] if refresh else []), *options, *sort_packages(packages)]
-    if apivfs:
-        argv = apivfs_prefix(context, root) + argv
-    try:
-        run(argv, what="pacman", env=package_manager_environment(context.config), tools_tree=context.tools_tree)
-    except CommandError as e:
-        error = missing_packages_error(e, _MISSING, where)
-        if error is not None:
-            raise error from None
-        raise
+    run_package_manager(context, argv, root=root, name="pacman", missing=_MISSING, where=where, apivfs=apivfs)
     if refresh:
         save_databases(context, root)

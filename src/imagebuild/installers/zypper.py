@@ -11,16 +11,15 @@ from typing import TYPE_CHECKING
 from imagebuild.config.enums import CacheOnly
 from imagebuild.installers.common import (
     GENERATED_MARKER,
-    apivfs_prefix,
     distribution_cache,
-    missing_packages_error,
     package_manager_dir,
     package_manager_environment,
+    run_package_manager,
     sort_packages,
     write_generated,
 )
 from imagebuild.installers.rpm import RpmRepository, fixup_rpmdb_location, repo_file
-from imagebuild.tools.run import CommandError, find_tool, run
+from imagebuild.tools.run import find_tool
 
 if TYPE_CHECKING:
     from imagebuild.build.context import Context
@@ -96,19 +95,13 @@ def invoke(
     root = root or context.root
     root.mkdir(parents=True, exist_ok=True)
     argv = [*command(context, zypper, root=root), verb, *verb_options(context, verb), *sort_packages(packages)]
-    if apivfs:
-        argv = apivfs_prefix(context, root) + argv
     env = package_manager_environment(context.config)
     env["ZYPP_CONF"] = str(package_manager_dir(context) / CONF)
     cache = distribution_cache(context)
     created = missing_below(root, cache)
     try:
-        run(argv, what="zypper", env=env, tools_tree=context.tools_tree)
-    except CommandError as e:
-        error = missing_packages_error(e, _MISSING, where)
-        if error is not None:
-            raise error from None
-        raise
+        run_package_manager(context, argv, root=root, name="zypper", missing=_MISSING, where=where, apivfs=apivfs,
+                            env=env)
     finally:
         remove_solver_cache(root, cache, created)
     fixup_rpmdb_location(root)
