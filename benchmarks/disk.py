@@ -66,7 +66,7 @@ def tools_tree_figures(work: Path) -> None:
     conf.mkdir()
     (conf / "mkosi.conf").write_text("[Distribution]\nDistribution=debian\nRelease=trixie\n[Host]\nToolsTree=default\n")
     script = (
-        "import sys; from imagebuild.config import load; from imagebuild.tools.tools_tree import tools_tree_for; "
+        "import sys; from imagebuild.config import load; from imagebuild.pipeline.subbuilds import tools_tree_for; "
         f"print(tools_tree_for(load(['-C', {str(conf)!r}, '--cache-dir={work}/cache', "
         f"'--package-cache-dir={work}/pkgs', 'build'])[1][-1]))"
     )

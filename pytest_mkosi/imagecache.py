@@ -11,10 +11,10 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from imagebuild.build import build_image
-from imagebuild.build.inputs import config_digest
 from imagebuild.config import Config
 from imagebuild.paths import user_cache_home
+from imagebuild.pipeline import build_image
+from imagebuild.pipeline.inputs import config_digest
 
 
 def default_cache_root() -> Path:

@@ -134,8 +134,8 @@ def imagebuild_argv(*args: str) -> list[str]:
 def test_install_and_remove_packages_in_a_finished_image(
     build: Build, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from imagebuild.build.context import Context
     from imagebuild.config import load
+    from imagebuild.context import Context
     from imagebuild.distributions import distribution_for
 
     # CacheOnly=metadata: the cached lists, no refresh, but packages missing from the cache are downloaded.
@@ -192,8 +192,8 @@ def test_arm64_tree_runs_through_qemu_user(tmp_path: Path) -> None:
 
 def test_local_mirror_without_key_check(build: Build, tmp_path: Path) -> None:
     """LocalMirror=file:... with RepositoryKeyCheck=no: an unsigned mirror on disk serves the packages."""
-    from imagebuild.build.context import Context
     from imagebuild.config import load
+    from imagebuild.context import Context
     from imagebuild.distributions import distribution_for
 
     mirror = tmp_path / "mirror"
@@ -227,8 +227,8 @@ def test_concurrent_builds_share_the_package_cache(build: Build, tmp_path: Path)
     """Two builds of the same suite sync their lists and save packages at once; the cache stays whole."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from imagebuild.build.context import Context
     from imagebuild.config import load
+    from imagebuild.context import Context
     from imagebuild.distributions import distribution_for
 
     _, images = load(build.args())

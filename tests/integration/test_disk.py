@@ -114,7 +114,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     genkey = imagebuild("-C", str(keys), "genkey")
     assert genkey.returncode == 0, genkey.stderr
     from imagebuild.config import load
-    from imagebuild.tools.tools_tree import tools_tree_for
+    from imagebuild.pipeline.subbuilds import tools_tree_for
 
     _, images = load(["-C", str(keys), "--tools-tree=default", "build"])
     tree = tools_tree_for(images[-1])

@@ -63,7 +63,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     seconds = time.monotonic() - start
     assert result.returncode == 0, result.stdout + result.stderr
     from imagebuild.config import load
-    from imagebuild.tools.tools_tree import tools_tree_for
+    from imagebuild.pipeline.subbuilds import tools_tree_for
 
     _, images = load(["-C", str(directory), "build"])
     tree = tools_tree_for(images[-1])

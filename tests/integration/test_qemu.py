@@ -97,7 +97,7 @@ def test_real_qemu_accepts_every_option_the_builder_emits(tmp_path: Path) -> Non
     """A UEFI Secure Boot disk with a TPM, extra drives, a CD-ROM and credentials, started paused (-S):
     qemu exits at once on any option or device it does not accept."""
     from imagebuild.launch.qemu import QemuOptions, qemu_machine
-    from imagebuild.tools.tools_tree import tools_tree_for
+    from imagebuild.pipeline.subbuilds import tools_tree_for
 
     conf = tmp_path / "conf"
     conf.mkdir()

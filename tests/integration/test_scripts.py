@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import scripts
-from imagebuild.build.context import Context
 from imagebuild.config import load
+from imagebuild.context import Context
 from imagebuild.errors import BuildError
+from imagebuild.pipeline import scripts
 from imagebuild.tools.mounts import mounts_below
 from tests.helpers import imagebuild, write_config
 

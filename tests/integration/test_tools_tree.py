@@ -68,7 +68,7 @@ def test_the_cached_tree_is_reused_and_tools_tree_path_works(
     def no_build(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cached tools tree was built again")
 
-    monkeypatch.setattr("imagebuild.build.pipeline.build_image", no_build)
+    monkeypatch.setattr("imagebuild.pipeline.pipeline.build_image", no_build)
     conf = write_config(tmp_path / "conf", CONFIG)
     _, images = load(["-C", str(conf), "build"])
     assert tools_tree_for(images[-1]) == tree

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build.context import Context
 from imagebuild.config import Config, load
 from imagebuild.config.enums import Architecture, Distribution
 from imagebuild.config.host import HostFacts, set_host
+from imagebuild.context import Context
 from imagebuild.tools.run import CommandError
 
 HOST = HostFacts(Distribution.debian, "bookworm", Architecture.x86_64, "252")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from imagebuild.boot import initrd
-from imagebuild.build.context import Context
 from imagebuild.config import Config, load
+from imagebuild.context import Context
 
 
 def _config(directory: Path, *args: str) -> Config:

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from imagebuild.boot import bootloader, esp, secure_boot, uki
 from imagebuild.boot.kernel import Kernel
-from imagebuild.build.context import Context
 from imagebuild.config import Config, load
+from imagebuild.context import Context
 from imagebuild.errors import BuildError
 
 

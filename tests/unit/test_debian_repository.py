@@ -8,16 +8,17 @@ from typing import Any
 
 import pytest
 
-from imagebuild.build import repository
 from imagebuild.config import TreeSpec
+from imagebuild.context import Context
 from imagebuild.errors import BuildError
+from imagebuild.pipeline import repository
 
 
 def context(tmp_path: Path, trees: list[TreeSpec]) -> Any:
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    return SimpleNamespace(config=SimpleNamespace(package_manager_trees=trees, distribution="debian"),
-                           workspace=workspace, root=workspace / "root")
+    config: Any = SimpleNamespace(package_manager_trees=trees, distribution="debian")
+    return Context(config=config, workspace=workspace, package_cache=tmp_path / "cache")
 
 
 def test_trees_go_into_the_workspace_not_the_image(tmp_path: Path) -> None:
@@ -25,9 +26,9 @@ def test_trees_go_into_the_workspace_not_the_image(tmp_path: Path) -> None:
     (source / "etc/apt/apt.conf.d").mkdir(parents=True)
     (source / "etc/apt/apt.conf.d/10proxy").write_text('Acquire::http::Proxy "http://proxy:3128";\n')
     ctx = context(tmp_path, [TreeSpec(source, None), TreeSpec(source, Path("/usr/share/extra"))])
-    assert repository.package_manager_tree(ctx) is None
+    assert ctx.package_manager_tree() is None
     repository.install_package_manager_trees(ctx)
-    tree = repository.package_manager_tree(ctx)
+    tree = ctx.package_manager_tree()
     assert tree == ctx.workspace / "pkgmngr"
     assert (tree / "etc/apt/apt.conf.d/10proxy").exists()
     assert (tree / "usr/share/extra/etc/apt/apt.conf.d/10proxy").exists()

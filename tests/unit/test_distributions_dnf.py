@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build.context import Context
+from imagebuild.context import Context
 from imagebuild.distributions import distribution_for, fedora
 from imagebuild.errors import BuildError
 from tests.unit.fake_package_managers import FakeHost, Run, fake_host, make_context, repo_sections

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build.context import Context
 from imagebuild.config import Config
 from imagebuild.config.enums import Distribution
+from imagebuild.context import Context
 from imagebuild.distributions import distribution_for, opensuse, ubuntu
 from imagebuild.errors import BuildError
 from imagebuild.installers import apt, apt_get

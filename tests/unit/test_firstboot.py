@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import firstboot
-from imagebuild.build.context import Context
-from imagebuild.build.password import hash_password, sha512_crypt
 from imagebuild.config import Config, load
+from imagebuild.context import Context
 from imagebuild.errors import BuildError
+from imagebuild.pipeline import firstboot
+from imagebuild.pipeline.password import hash_password, sha512_crypt
 from imagebuild.tools.run import CommandError
 
 

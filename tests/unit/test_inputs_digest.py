@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build.inputs import config_digest
 from imagebuild.config import load
+from imagebuild.pipeline.inputs import config_digest
 from tests.helpers import MINIMAL
 
 

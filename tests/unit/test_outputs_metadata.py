@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import incremental
 from imagebuild.config import Config, load
 from imagebuild.errors import ImageBuildError
 from imagebuild.outputs import checksum, manifest
+from imagebuild.pipeline import incremental
 from imagebuild.verbs import bump, clean
 from tests.helpers import imagebuild, write_config
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from imagebuild.build.context import Context
 from imagebuild.config import Config, load
+from imagebuild.context import Context
 from imagebuild.errors import BuildError, ImageBuildError
 from imagebuild.outputs import disk, esp, partitions, repart
 from imagebuild.verbs import burn

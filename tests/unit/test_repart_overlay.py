@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build.context import Context
 from imagebuild.config import load
+from imagebuild.context import Context
 from imagebuild.outputs.overlay import same_entry, strip_base_trees
 from tests.helpers import write_config
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build.script_env import ScriptKind, ScriptPlaces, script_environment
 from imagebuild.config import Config, load
+from imagebuild.pipeline.script_env import ScriptKind, ScriptPlaces, script_environment
 
 # The man page's table ("Skripte"), without mkosi.sync (SyncScripts= is not supported yet) and PROFILE
 # (only set with Profile=). PACKAGEDIR: the text gives it to build scripts.

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import script_packages, scripts
-from imagebuild.build.context import Context
-from imagebuild.build.script_env import ScriptKind
 from imagebuild.config import Config, load
+from imagebuild.context import Context
 from imagebuild.errors import BuildError
+from imagebuild.pipeline import script_packages, scripts
+from imagebuild.pipeline.script_env import ScriptKind
 from imagebuild.tools.run import CommandError
 from imagebuild.tools.sandbox import Mount, sandbox_argv
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from imagebuild.build import image_sandbox, system_setup
+from imagebuild.pipeline import image_sandbox, system_setup
 from imagebuild.tools.run import CommandError, run
 
 

@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from imagebuild.build import access
-from imagebuild.build.context import Context
 from imagebuild.config import Config, load
+from imagebuild.context import Context
 from imagebuild.errors import BuildError
+from imagebuild.pipeline import access
 
 
 def load_config(directory: Path, text: str) -> Config:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import cleanup
-from imagebuild.build.context import Context
 from imagebuild.config import Config, load
 from imagebuild.config.enums import ConfigFeature
+from imagebuild.context import Context
+from imagebuild.pipeline import cleanup
 
 
 def make_context(tmp_path: Path, text: str) -> Context:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from imagebuild.build import support
 from imagebuild.config import Config, load
 from imagebuild.errors import BuildError
+from imagebuild.pipeline import subbuilds, support
 from imagebuild.tools import run as run_module
 from imagebuild.tools import tools_tree as tt
 
@@ -75,19 +76,21 @@ def test_derived_config_is_a_supported_directory_build(tmp_path: Path) -> None:
 def test_default_tree_is_built_once_then_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[Config] = []
 
-    def fake_build(config: Config, **kw: Any) -> None:
+    def fake_build(config: Config, **kw: Any) -> SimpleNamespace:
         built.append(config)
-        (Path(config.output_directory or "") / config.output / "usr/bin").mkdir(parents=True)
+        tree = Path(config.output_directory or "") / config.output
+        (tree / "usr/bin").mkdir(parents=True)
+        return SimpleNamespace(path=tree)
 
-    monkeypatch.setattr("imagebuild.build.pipeline.build_image", fake_build)
+    monkeypatch.setattr("imagebuild.pipeline.pipeline.build_image", fake_build)
     config = load_config(tmp_path / "c", "--tools-tree=default", f"--cache-dir={tmp_path}/cache")
-    first = tt.tools_tree_for(config)
-    second = tt.tools_tree_for(config)
+    first = subbuilds.tools_tree_for(config)
+    second = subbuilds.tools_tree_for(config)
     assert first == second and first is not None and first.parent == tmp_path / "cache/tools"
     assert len(built) == 1
     changed = load_config(tmp_path / "c", "--tools-tree=default", f"--cache-dir={tmp_path}/cache",
                           "--tools-tree-package=vim")
-    assert tt.tools_tree_for(changed) != first and len(built) == 2
+    assert subbuilds.tools_tree_for(changed) != first and len(built) == 2
 
 
 def test_tools_tree_path_and_none(tmp_path: Path) -> None:
@@ -173,7 +176,7 @@ def test_require_tool_missing_on_host_suggests_a_tools_tree(monkeypatch: pytest.
 
 
 def test_workspace_sets_the_contexts_tools_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from imagebuild.build.context import Workspace
+    from imagebuild.context import Workspace
 
     tree = make_tree(tmp_path / "tree")
     config = load_config(tmp_path / "c", f"--tools-tree={tree}", f"--workspace-dir={tmp_path}/ws")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.build import workspace_check
+from imagebuild.pipeline import workspace_check
 from tests.helpers import ROOT, write_config
 
 pytestmark = pytest.mark.skipif(platform.machine() != "x86_64", reason="syscall numbers of x86-64")
@@ -51,7 +51,7 @@ def run_filtered(syscalls: list[int], script: str, *args: str) -> subprocess.Com
 
 PROBE = """
 from pathlib import Path
-from imagebuild.build import workspace_check as w
+from imagebuild.pipeline import workspace_check as w
 failed = w.failed_probes(Path(sys.argv[1]), w.ALLOCATION_PROBES + w.METADATA_PROBES)
 print(";".join(f"{p.name}={e.errno}" for p, e in failed))
 """

@@ -18,7 +18,7 @@ from imagebuild.errors import BuildError
 from imagebuild.log import logger
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 
 def image_module_filter(context: Context) -> modules.ModuleFilter:

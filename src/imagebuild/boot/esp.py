@@ -14,8 +14,8 @@ from imagebuild.config.enums import Bootloader, ConfigFeature, OutputFormat
 from imagebuild.errors import BuildError
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 # EFI's names for architectures: BOOT<ARCH>.EFI, systemd-boot<arch>.efi, linux<arch>.efi.stub.
 EFI_ARCHITECTURES = {"x86-64": "x64", "x86": "ia32", "arm64": "aa64", "arm": "arm", "riscv64": "riscv64",

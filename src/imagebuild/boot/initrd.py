@@ -28,8 +28,8 @@ from imagebuild.log import logger
 from imagebuild.outputs.archive import make_cpio
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 # What an initrd needs to find the root partition (systemd-gpt-auto-generator, udev), set up dm-verity
 # (systemd-veritysetup is in systemd-cryptsetup, the dm udev rules in dmsetup), load modules (kmod) and
@@ -130,8 +130,6 @@ def cache_directory(config: Config) -> Path:
 
 def build_default_initrd(context: Context) -> Path:
     """The default initrd: from the cache (same inputs, built today), else a sub-build saved there."""
-    from imagebuild.build.pipeline import build_image
-
     config = context.config
     cache = cache_directory(config)
     cached = cache / f"{config.release}-{cache_key(config, initrd_packages(config))}.cpio.zst"
@@ -142,8 +140,8 @@ def build_default_initrd(context: Context) -> Path:
         return target
     directory = context.workspace / "default-initrd"
     logger.info("Building the default initrd (a sub-build with Format=cpio)")
-    result = build_image(initrd_config(context, directory))
-    shutil.move(result.path.resolve(), target)
+    built = context.sub_build(initrd_config(context, directory))
+    shutil.move(built.resolve(), target)
     shutil.rmtree(directory, ignore_errors=True)
     cache.mkdir(parents=True, exist_ok=True)
     # Written under another name and renamed: a concurrent build never reads a half-written file.

@@ -29,8 +29,8 @@ from imagebuild.errors import BuildError
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 # NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS | TIME_BASED_AUTHENTICATED_WRITE_ACCESS: what
 # systemd-boot passes to SetVariable(), and so what the signature must cover.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from imagebuild.tools import tools_tree as tools
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 # Inside a tools tree, commands must find the tree's programs, not what the host's $PATH puts first
 # (a pyenv python3 shim would run ukify with a Python that lacks pefile).

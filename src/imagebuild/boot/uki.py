@@ -23,7 +23,7 @@ from imagebuild.errors import BuildError
 from imagebuild.log import logger
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 SYSTEMD_MEASURE = "/usr/lib/systemd/systemd-measure"
 

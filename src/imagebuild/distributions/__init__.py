@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING, Protocol
 from imagebuild.errors import BuildError
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 
 class Distribution(Protocol):
     """What the build needs to know about a distribution."""
 
     name: str
+
+    def check(self, config: Config) -> None:
+        """Refuse what this distribution cannot build (release, architecture, emulation), before any work."""
 
     def install(self, context: Context) -> None:
         """Install the base system and Packages= into context.root."""

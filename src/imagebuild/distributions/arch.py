@@ -11,8 +11,8 @@ from imagebuild.installers.common import architecture_name
 from imagebuild.installers.pacman import PacmanRepository
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 # The man page's default mirrors: Arch Linux ARM serves arm64, with another path layout.
 DEFAULT_MIRROR = "https://geo.mirror.pkgbuild.com"

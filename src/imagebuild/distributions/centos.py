@@ -19,8 +19,8 @@ from imagebuild.installers.rpm import RpmRepository, find_gpgkey, join_mirror
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 CENTOS_METALINK = "metalink=https://mirrors.centos.org/metalink"
 FEDORA_METALINK = "metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch"

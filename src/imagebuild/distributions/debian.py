@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from imagebuild.installers.apt import AptRepository, AptSetup
+from imagebuild.installers.apt import AptSetup
 from imagebuild.installers.apt_distribution import AptDistribution
+from imagebuild.installers.apt_repository import AptRepository
 from imagebuild.installers.common import architecture_name
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -75,6 +76,9 @@ def apt_setup(context: Context) -> AptSetup:
 
 class Debian(AptDistribution):
     name = "debian"
+
+    def architecture(self, config: Config) -> str:
+        return debian_architecture(config)
 
     def apt_setup(self, context: Context) -> AptSetup:
         return apt_setup(context)

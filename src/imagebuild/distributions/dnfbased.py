@@ -11,8 +11,8 @@ from imagebuild.installers.common import architecture_name, package_manager_dir
 from imagebuild.installers.rpm import RpmRepository, check_repositories, repository_ids
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 
 class DnfDistribution:

@@ -10,8 +10,8 @@ from imagebuild.errors import BuildError
 from imagebuild.installers.rpm import RpmRepository, find_gpgkey, join_mirror
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 METALINK = "metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch"
 ELN_MIRROR = "https://odcs.fedoraproject.org/composes/production/latest-Fedora-ELN/compose"

@@ -12,8 +12,8 @@ from imagebuild.errors import BuildError
 from imagebuild.installers.rpm import RpmRepository, find_gpgkey, join_mirror
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 MIRRORLIST = "mirrorlist=https://www.mageia.org/mirrorlist/?release=$releasever&arch=$basearch&section=core"
 GPG_URL = "https://mirrors.kernel.org/mageia/distrib/$releasever/$basearch/media/core/release/media_info/pubkey"

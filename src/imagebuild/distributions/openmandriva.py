@@ -12,8 +12,8 @@ from imagebuild.errors import BuildError
 from imagebuild.installers.rpm import RpmRepository, find_gpgkey, join_mirror
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 # The default mirror of the man page's table.
 DEFAULT_MIRROR = "http://mirrors.openmandriva.org"

@@ -15,8 +15,8 @@ from imagebuild.installers.common import package_manager_dir
 from imagebuild.installers.rpm import RpmRepository, check_repositories, find_gpgkey, join_mirror, repository_ids
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 DEFAULT_MIRROR = "http://download.opensuse.org"
 GPG_KEYS = ("RPM-GPG-KEY-openSUSE-Tumbleweed", "RPM-GPG-KEY-openSUSE")

@@ -12,7 +12,7 @@ from imagebuild.installers.common import package_manager_dir
 from imagebuild.installers.rpm import RpmRepository, find_gpgkey, join_mirror
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 CDN = "https://cdn.redhat.com/content/dist/"
 # Red Hat's release key (https://access.redhat.com/security/team/key).

@@ -10,7 +10,7 @@ from imagebuild.distributions.rhel import redhat_gpgurls
 from imagebuild.installers.rpm import RpmRepository, join_mirror
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 CDN = "https://cdn-ubi.redhat.com/content/public/ubi/dist/"
 

@@ -9,16 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.build.repository import package_manager_tree
 from imagebuild.distributions.debian import ARCHITECTURES as DEBIAN_ARCHITECTURES
 from imagebuild.errors import BuildError
-from imagebuild.installers.apt import AptRepository, AptSetup
+from imagebuild.installers.apt import AptSetup
 from imagebuild.installers.apt_distribution import AptDistribution
+from imagebuild.installers.apt_repository import AptRepository
 from imagebuild.installers.common import architecture_name
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 DEFAULT_MIRROR = "http://archive.ubuntu.com/ubuntu"
 PORTS_MIRROR = "http://ports.ubuntu.com"
@@ -98,7 +98,7 @@ def keyring(config: Config, tree: Path | None) -> Path | None:
 def apt_setup(context: Context) -> AptSetup:
     config = context.config
     check_release(config)
-    signed_by = keyring(config, package_manager_tree(context))
+    signed_by = keyring(config, context.package_manager_tree())
     return AptSetup.for_build(
         context, distribution="ubuntu", architecture=ubuntu_architecture(config),
         repositories=repositories(config, signed_by=signed_by),
@@ -112,10 +112,13 @@ class Ubuntu(AptDistribution):
 
     name = "ubuntu"
 
+    def architecture(self, config: Config) -> str:
+        return ubuntu_architecture(config)
+
     def check(self, config: Config) -> None:
         """Refuse a Release= or Architecture= Ubuntu does not have, before any work is done."""
         check_release(config)
-        ubuntu_architecture(config)
+        super().check(config)
 
     def apt_setup(self, context: Context) -> AptSetup:
         return apt_setup(context)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,32 +23,17 @@ from typing import TYPE_CHECKING
 from imagebuild.config.enums import CacheOnly
 from imagebuild.errors import BuildError
 from imagebuild.installers.apt_cache import ARCHIVES, LISTS, PackageCache, copy_command, same_filesystem
+from imagebuild.installers.apt_local import build_local_repository
+from imagebuild.installers.apt_repository import AptRepository
 from imagebuild.tools.run import CommandError, find_tool, run
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 HOOKS = Path(__file__).parent / "hooks"
 # Temporary apt configuration inside the root while it is built; removed before the image is finished.
 BUILD_APT_CONF = "/etc/apt/apt.conf.d/00imagebuild-build"
 UNSAFE_IO_CONF = "/etc/dpkg/dpkg.cfg.d/00imagebuild-unsafe-io"
-
-
-@dataclass(frozen=True)
-class AptRepository:
-    """One `deb` line: an archive URL, a suite, its components and options such as trusted=yes."""
-
-    url: str
-    suite: str
-    components: tuple[str, ...]
-    options: tuple[str, ...] = ()
-
-    def sources_line(self) -> str:
-        options = f"[{' '.join(self.options)}] " if self.options else ""
-        return f"deb {options}{self.url} {self.suite} {' '.join(self.components)}".rstrip()
-
-    def with_options(self, *options: str) -> AptRepository:
-        return AptRepository(self.url, self.suite, self.components, (*self.options, *options))
 
 
 @dataclass(frozen=True)
@@ -74,9 +60,6 @@ class AptSetup:
     ) -> AptSetup:
         """The setup of one build: trusted=yes while building when RepositoryKeyCheck=no, plus the local
         package repository (PackageDirectories=, $PACKAGEDIR) when there is one."""
-        # apt_local builds on this module's AptRepository, so it is imported here rather than at the top.
-        from imagebuild.installers.apt_local import build_local_repository
-
         config = context.config
         build = list(repositories)
         if not config.repository_key_check:
@@ -233,10 +216,16 @@ BINFMT = Path("/proc/sys/fs/binfmt_misc")
 
 
 def check_foreign_architecture(architecture: str) -> None:
-    """A foreign architecture needs a registered qemu-user binfmt handler; say how to get one."""
+    """A foreign architecture needs arch-test (mmdebstrap asks it whether the host can run the architecture)
+    and a registered qemu-user binfmt handler; say how to get each."""
     host = host_dpkg_architecture("DEB_HOST_ARCH")
     if host is None or architecture == host or (host, architecture) == ("amd64", "i386"):
         return
+    if shutil.which("arch-test") is None:
+        raise BuildError(
+            f"Architecture={architecture}: building for a foreign architecture needs the tool 'arch-test' "
+            "(install the Debian package 'arch-test')"
+        )
     entry = QEMU_BINFMT.get(architecture)
     if entry is None:
         return
@@ -295,7 +284,6 @@ def bootstrap(
     """Install the essential set plus `packages` into context.root, with the repository lists in `lists`."""
     config = context.config
     mmdebstrap = find_tool("mmdebstrap", package="mmdebstrap")
-    check_foreign_architecture(setup.architecture)
     argv: list[str] = [
         mmdebstrap,
         "--mode=root",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.build.repository import package_manager_tree
 from imagebuild.installers import apt, apt_get
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.config import Config
+    from imagebuild.context import Context
 
 
 class AptDistribution:
@@ -21,17 +21,25 @@ class AptDistribution:
         """Suites, architecture and repositories of this build; see installers/apt.AptSetup."""
         raise NotImplementedError
 
+    def architecture(self, config: Config) -> str:
+        """The distribution's name for config's Architecture= (amd64, arm64, ...)."""
+        raise NotImplementedError
+
+    def check(self, config: Config) -> None:
+        """A foreign architecture needs what mmdebstrap needs for it: arch-test and a qemu-user handler."""
+        apt.check_foreign_architecture(self.architecture(config))
+
     def keyring(self, context: Context) -> Path | None:
         """Trusted keys: the host's, plus those of the package manager trees."""
-        return apt.keyring_directory(package_manager_tree(context), context.workspace)
+        return apt.keyring_directory(context.package_manager_tree(), context.workspace)
 
     def sync_repository_metadata(self, context: Context) -> None:
-        apt_get.sync_lists(context, self.apt_setup(context), package_manager_tree=package_manager_tree(context),
+        apt_get.sync_lists(context, self.apt_setup(context), package_manager_tree=context.package_manager_tree(),
                            keyring=self.keyring(context))
 
     def install(self, context: Context) -> None:
         setup = self.apt_setup(context)
-        tree, keyring = package_manager_tree(context), self.keyring(context)
+        tree, keyring = context.package_manager_tree(), self.keyring(context)
         work = apt_get.AptWorkspace.of(context, setup)
         if not work.synced:
             apt_get.sync_lists(context, setup, package_manager_tree=tree, keyring=keyring)
@@ -40,7 +48,7 @@ class AptDistribution:
 
     def install_packages(self, context: Context, packages: list[str], *, root: Path | None = None) -> None:
         apt_get.install(context, self.apt_setup(context), root or context.root, packages,
-                        package_manager_tree=package_manager_tree(context), keyring=self.keyring(context))
+                        package_manager_tree=context.package_manager_tree(), keyring=self.keyring(context))
 
     def remove_packages(self, context: Context, packages: list[str]) -> None:
         apt_get.remove(context, self.apt_setup(context), context.root, packages)

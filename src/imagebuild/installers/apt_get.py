@@ -32,7 +32,7 @@ from imagebuild.log import logger
 from imagebuild.tools.run import CommandError, find_tool, run
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 # Keeps services from being started by maintainer scripts while packages are installed into a root.
 POLICY_RC_D = "#!/bin/sh\nexit 101\n"

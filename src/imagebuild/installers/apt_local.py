@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild.errors import BuildError
-from imagebuild.installers.apt import AptRepository
+from imagebuild.installers.apt_repository import AptRepository
 from imagebuild.tools.run import find_tool
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 
 def _debs(directories: Iterable[Path]) -> list[Path]:

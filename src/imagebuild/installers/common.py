@@ -14,8 +14,8 @@ from imagebuild.errors import BuildError
 from imagebuild.tools.run import CommandError, find_tool, run
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 
 def package_manager_dir(context: Context) -> Path:

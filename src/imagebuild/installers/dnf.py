@@ -30,7 +30,7 @@ from imagebuild.installers.rpm import RpmRepository, fixup_rpmdb_location, repo_
 from imagebuild.tools.run import find_tool, run
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 REPOS_DIR = "etc/yum.repos.d"
 REPO_FILE = f"{REPOS_DIR}/imagebuild.repo"

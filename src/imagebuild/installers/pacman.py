@@ -22,7 +22,7 @@ from imagebuild.installers.common import (
 from imagebuild.tools.run import find_tool
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 CONF = "etc/pacman.conf"
 # The host keyring pacman checks signatures with, unless the package manager directory brings one.

@@ -14,8 +14,8 @@ from imagebuild.errors import BuildError
 from imagebuild.installers.common import package_manager_dir
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 # Where the distribution-gpg-keys package keeps the keys of every rpm distribution.
 GPG_KEYS_DIR = Path("usr/share/distribution-gpg-keys")

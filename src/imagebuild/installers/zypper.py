@@ -22,7 +22,7 @@ from imagebuild.installers.rpm import RpmRepository, fixup_rpmdb_location, repo_
 from imagebuild.tools.run import find_tool
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 REPOS_DIR = "etc/zypp/repos.d"
 CONF = "etc/zypp/zypp.conf"

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from imagebuild.errors import BuildError
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 
 Producer = Callable[["Context"], list[Path]]

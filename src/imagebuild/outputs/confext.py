@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from imagebuild.outputs.extension import produce_extension
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 
 def produce(context: Context) -> list[Path]:

@@ -26,7 +26,7 @@ from imagebuild.outputs.repart import (
 from imagebuild.outputs.timestamps import clamp_mtimes
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 # Filled in the second pass, after the UKIs exist.
 DEFERRED_PARTITION_TYPES = ("esp", "xbootldr")

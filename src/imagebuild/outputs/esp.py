@@ -17,7 +17,7 @@ from imagebuild.outputs.partitions import write_definitions
 from imagebuild.outputs.repart import DEFAULT_SECTOR_SIZE, efi_architecture, run_repart, save_partitions_json
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 MIB = 1024 * 1024
 

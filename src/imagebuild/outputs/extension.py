@@ -17,7 +17,7 @@ from imagebuild.outputs.repart import run_repart, save_partitions_json
 from imagebuild.outputs.timestamps import clamp_mtimes
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 
 def produce_extension(context: Context) -> list[Path]:

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from imagebuild.outputs.naming import changelog_name, manifest_name
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 DPKG_STATUS = Path("var/lib/dpkg/status")
 MANIFEST_VERSION = 1

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from imagebuild.errors import BuildError
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 _CHUNK = 1 << 20
 

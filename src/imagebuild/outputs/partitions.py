@@ -15,8 +15,8 @@ from imagebuild.log import logger
 from imagebuild.outputs.repart import BIOS_BOOT_PARTITION_TYPE, default_filesystem, efi_architecture
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 ESP = """\
 [Partition]

@@ -27,8 +27,8 @@ from imagebuild.log import logger
 from imagebuild.tools.tools_tree import require_tool, run_tool
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 # repart learnt --offline in 254; 257 is what the trixie tools tree has.
 REPART_MINIMUM_VERSION = 254

@@ -9,7 +9,7 @@ from imagebuild.outputs.archive import make_tar
 from imagebuild.outputs.naming import uncompressed_name
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 
 def produce(context: Context) -> list[Path]:

@@ -17,7 +17,7 @@ from imagebuild.outputs.compress import compress
 from imagebuild.outputs.naming import uncompressed_name
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 
 def produce(context: Context) -> list[Path]:

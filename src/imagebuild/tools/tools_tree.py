@@ -9,7 +9,8 @@ Usage for code that runs tools (a build stage has a Context, a run verb a Config
     ukify = tool(context, "ukify", package="systemd-ukify")                  # path as the command sees it
 
 `context` may be a build Context (context.tools_tree is set by Workspace.__enter__), a tools tree Path,
-or None for the host. Outside a build, `tools_tree_for(config)` gives (building it if needed) the tree.
+or None for the host. Outside a build, `imagebuild.pipeline.subbuilds.tools_tree_for(config)` gives
+(building it if needed) the tree; this module never builds by itself, it is handed the pipeline's builder.
 Commands run with the tree's /usr mounted over /usr in a private mount namespace (tools/run.py), so the
 whole host file system is visible to them and host paths mean the same; paths below /usr (e.g.
 /usr/share/OVMF, /usr/lib/systemd/boot/efi) are the tree's.
@@ -37,8 +38,8 @@ from imagebuild.log import logger
 from imagebuild.tools.run import CommandError, find_tool, run
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context, SubBuild
 
 # Bump when the way a tree is built changes, so that old cached trees are not reused.
 TREE_LAYOUT_VERSION = 1
@@ -150,10 +151,8 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def build_default_tools_tree(config: Config) -> Path:
-    """The cached default tools tree for config, built first if there is none for its package list."""
-    from imagebuild.build.pipeline import build_image
-
+def build_default_tools_tree(config: Config, build: SubBuild | None) -> Path:
+    """The cached default tools tree for config, built by `build` first if there is none for its package list."""
     spec = tools_tree_spec(config)
     name = tools_tree_name(spec)
     cache = tools_cache_directory(config)
@@ -164,18 +163,20 @@ def build_default_tools_tree(config: Config) -> Path:
         if (tree / "usr").is_dir():
             return tree
         logger.info("Building the tools tree %s (%d packages; cached in %s)", name, len(spec["packages"]), cache)
-        # force: whatever is there without a usr/ is a broken leftover, not a tree.
-        build_image(derived_config(config, spec, cache, name), force=1)
+        if build is None:
+            raise BuildError(f"ToolsTree=default: the tools tree {tree} is not built yet; build the image first")
+        # The sub-build replaces whatever is there without a usr/: a broken leftover, not a tree.
+        build(derived_config(config, spec, cache, name))
     return tree
 
 
-def tools_tree_for(config: Config) -> Path | None:
-    """The tools tree of config (None: use the host's tools); ToolsTree=default builds one if needed."""
+def tools_tree_for(config: Config, build: SubBuild | None = None) -> Path | None:
+    """The tools tree of config (None: use the host's tools); ToolsTree=default has `build` make one if needed."""
     setting = config.tools_tree
     if setting is None:
         return None
     if setting == "default":
-        return build_default_tools_tree(config)
+        return build_default_tools_tree(config, build)
     tree = Path(setting)
     if not (tree / "usr" / "bin").is_dir():
         raise BuildError(f"ToolsTree={tree}: not a tools tree (it has no usr/bin directory)")

@@ -41,8 +41,8 @@ def main_image(images: list[Config]) -> Config:
 
 def build_if_needed(args: Args, images: list[Config]) -> None:
     """Run verbs build the image first when it is missing (or always, with -f)."""
-    from imagebuild.build import build_image
-    from imagebuild.build.pipeline import output_path
+    from imagebuild.pipeline import build_image
+    from imagebuild.pipeline.pipeline import output_path
 
     for config in images:
         if args.force or not output_path(config).exists():

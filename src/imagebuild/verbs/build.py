@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from imagebuild.build import build_image
-from imagebuild.build.pipeline import preflight
+from imagebuild.pipeline import build_image
+from imagebuild.pipeline.pipeline import preflight
 from imagebuild.verbs import need_root
 from imagebuild.verbs.bump import bump_version_file, current_version, version_directory
 

@@ -17,7 +17,8 @@ from imagebuild import paths
 from imagebuild.errors import ImageBuildError
 from imagebuild.outputs import naming
 from imagebuild.outputs.repart import DEFAULT_SECTOR_SIZE, REPART_MINIMUM_VERSION
-from imagebuild.tools.tools_tree import require_tool, run_tool, tools_tree_for
+from imagebuild.pipeline.subbuilds import tools_tree_for
+from imagebuild.tools.tools_tree import require_tool, run_tool
 from imagebuild.verbs import build_if_needed, main_image, need_root
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
-from imagebuild.build import incremental
 from imagebuild.log import logger
 from imagebuild.outputs.existing import existing_outputs, remove_output
+from imagebuild.pipeline import incremental
 
 if TYPE_CHECKING:
     from imagebuild.config import Args, Config

@@ -6,10 +6,10 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from imagebuild.build.pipeline import output_path
 from imagebuild.errors import ImageBuildError
 from imagebuild.launch.nspawn import NspawnOptions, nspawn_command
 from imagebuild.log import logger
+from imagebuild.pipeline.pipeline import output_path
 from imagebuild.verbs import build_if_needed, main_image, need_root
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from imagebuild.launch.lifetime import die_with_parent
 from imagebuild.launch.qemu import QemuOptions, check_bootable, qemu_machine
 from imagebuild.log import logger
-from imagebuild.tools.tools_tree import tools_tree_for
+from imagebuild.pipeline.subbuilds import tools_tree_for
 from imagebuild.verbs import build_if_needed, main_image, need_root
 
 if TYPE_CHECKING:

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.build.image_sandbox import image_has_program, run_in_image
-from imagebuild.build.password import hash_password
 from imagebuild.errors import BuildError
 from imagebuild.log import logger
+from imagebuild.pipeline.image_sandbox import image_has_program, run_in_image
+from imagebuild.pipeline.password import hash_password
 from imagebuild.tools.run import CommandError
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
     from imagebuild.config.values import RootPassword
+    from imagebuild.context import Context
 
 CREDSTORE = "usr/lib/credstore"
 

@@ -18,16 +18,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.build import script_env, script_packages
-from imagebuild.build.script_env import ScriptKind, ScriptPlaces
 from imagebuild.errors import BuildError
 from imagebuild.log import logger
+from imagebuild.pipeline import script_env, script_packages
+from imagebuild.pipeline.script_env import ScriptKind, ScriptPlaces
 from imagebuild.tools.run import CommandError, run
 from imagebuild.tools.sandbox import Mount, sandbox_argv
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 HELPERS = Path(__file__).parent / "script_helpers"
 CHROOT_SUFFIX = ".chroot"

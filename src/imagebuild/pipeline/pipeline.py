@@ -1,7 +1,7 @@
 """The build: stages in the order of mkosi's execution flow ("Nutzungsablauf"), each logged with its duration.
 
 Each stage lives in the module that owns its settings; a stage with nothing to do for a config returns at
-once. Settings no stage acts on yet are refused before the build starts (build/support.py).
+once. Settings no stage acts on yet are refused before the build starts (pipeline/support.py).
 """
 
 from __future__ import annotations
@@ -13,19 +13,7 @@ from typing import TYPE_CHECKING
 
 from imagebuild import outputs, paths
 from imagebuild.boot import bootloader, uki
-from imagebuild.build import (
-    access,
-    cleanup,
-    firstboot,
-    incremental,
-    repository,
-    scripts,
-    support,
-    system_setup,
-    trees,
-)
-from imagebuild.build.context import Context, Workspace
-from imagebuild.build.workspace_check import check_workspace
+from imagebuild.context import Context, Workspace
 from imagebuild.distributions import distribution_for
 from imagebuild.errors import BuildError
 from imagebuild.log import logger, step
@@ -36,6 +24,18 @@ from imagebuild.outputs.overlay import strip_base_trees
 from imagebuild.outputs.publish import publish
 from imagebuild.outputs.repart import preflight as repart_preflight
 from imagebuild.outputs.timestamps import clamp_mtimes
+from imagebuild.pipeline import (
+    access,
+    cleanup,
+    firstboot,
+    incremental,
+    repository,
+    scripts,
+    support,
+    system_setup,
+    trees,
+)
+from imagebuild.pipeline.workspace_check import check_workspace
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -110,7 +110,7 @@ def preflight(config: Config) -> None:
     support.check_supported(config)
     check_workspace(config)
     repart_preflight(config)
-    distribution_for(config)
+    distribution_for(config).check(config)
     outputs.producer_for(config)
     scripts.check_scripts(config)
 
@@ -183,7 +183,7 @@ def build_image(config: Config, *, force: int = 0, keep_workspace_on_failure: bo
         Path(config.build_directory).mkdir(parents=True, exist_ok=True)
     logger.info("Building %s (%s %s, %s, Format=%s)", config.output, config.distribution,
                 config.release, config.architecture, config.format)
-    with Workspace(config, keep_on_failure=keep_workspace_on_failure) as context:
+    with Workspace(config, keep_on_failure=keep_workspace_on_failure, sub_build=sub_build) as context:
         context.debug_shell = debug_shell
         context.build_script_arguments = build_script_arguments
         run_stages(context)
@@ -217,3 +217,9 @@ def build_image(config: Config, *, force: int = 0, keep_workspace_on_failure: bo
     ordered += [a for a in artifacts if a not in ordered]
     logger.info("Wrote %s", ", ".join(str(a) for a in ordered) or "nothing (Format=none)")
     return BuildResult(config, ordered)
+
+
+def sub_build(config: Config) -> Path:
+    """The one way stages and verbs ask for another image (the default initrd, the default tools tree):
+    build config, replacing an earlier output of it, and return its main artifact."""
+    return build_image(config, force=1).path

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from imagebuild.tools.run import find_tool, run
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 # Where a program is looked for in the image, in this order (merged /usr or not).
 BINARY_DIRECTORIES = ("usr/bin", "usr/sbin", "bin", "sbin")

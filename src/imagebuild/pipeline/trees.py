@@ -11,8 +11,8 @@ from imagebuild.errors import BuildError
 from imagebuild.tools.run import run
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import TreeSpec
+    from imagebuild.context import Context
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".tar.zst", ".tar.bz2")
 

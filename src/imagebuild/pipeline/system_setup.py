@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from imagebuild.build.image_sandbox import image_has_program, image_path, run_in_image
 from imagebuild.log import logger
+from imagebuild.pipeline.image_sandbox import image_has_program, image_path, run_in_image
 from imagebuild.tools.run import CommandError
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 # API file systems and scratch space: what tmpfiles would create there only lives in the build sandbox.
 TMPFILES_EXCLUDED = ("/dev", "/proc", "/sys", "/run", "/tmp", "/var/tmp")

@@ -11,18 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.build.trees import copy_tree
 from imagebuild.distributions import distribution_for
 from imagebuild.errors import BuildError
+from imagebuild.pipeline.trees import copy_tree
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
-
-
-def package_manager_tree(context: Context) -> Path | None:
-    """The merged package manager trees of this build, None when there are none."""
-    tree = context.workspace / "pkgmngr"
-    return tree if tree.is_dir() else None
+    from imagebuild.context import Context
 
 
 def install_package_manager_trees(context: Context) -> None:

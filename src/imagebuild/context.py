@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -14,6 +15,14 @@ from imagebuild.tools.mounts import remove_tree
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
+
+# Builds another image (the default initrd, the tools tree) and returns its main artifact. Lower layers are
+# handed the pipeline's one (imagebuild.pipeline.subbuilds.sub_build) instead of importing the pipeline.
+SubBuild = Callable[["Config"], Path]
+
+
+def _no_sub_builds(config: Config) -> Path:
+    raise RuntimeError(f"no sub-build of {config.output} possible outside the build pipeline")
 
 
 @dataclass
@@ -27,6 +36,13 @@ class Context:
     debug_shell: bool = False
     # The arguments after `build` on the command line, passed on to the build scripts.
     build_script_arguments: tuple[str, ...] = ()
+    # How stages ask for an image of their own (the default initrd): the pipeline's sub_build.
+    sub_build: SubBuild = _no_sub_builds
+
+    def package_manager_tree(self) -> Path | None:
+        """The merged package manager trees of this build (PackageManagerTrees=), None when there are none."""
+        tree = self.workspace / "pkgmngr"
+        return tree if tree.is_dir() else None
 
     @property
     def root(self) -> Path:
@@ -62,20 +78,23 @@ class Context:
 class Workspace:
     """A fresh workspace directory for one build, removed afterwards (kept on failure if asked)."""
 
-    def __init__(self, config: Config, *, keep_on_failure: bool = False) -> None:
+    def __init__(self, config: Config, *, keep_on_failure: bool = False, sub_build: SubBuild | None = None) -> None:
         self.config = config
         self.keep_on_failure = keep_on_failure
+        self.sub_build = sub_build
         self.path: Path | None = None
 
     def __enter__(self) -> Context:
         from imagebuild.tools.tools_tree import tools_tree_for
 
         # Before the workspace exists: building a default tools tree is a build of its own.
-        tools_tree = tools_tree_for(self.config)
+        tools_tree = tools_tree_for(self.config, self.sub_build)
         parent = paths.workspace_parent(self.config)
         parent.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(prefix="imagebuild-workspace-", dir=parent))
         context = Context(self.config, self.path, paths.package_cache_directory(self.config), tools_tree)
+        if self.sub_build is not None:
+            context.sub_build = self.sub_build
         context.staging.mkdir()
         context.artifacts.mkdir()
         return context

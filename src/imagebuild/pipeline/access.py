@@ -15,12 +15,12 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from imagebuild.build.image_sandbox import image_has_program, image_path
 from imagebuild.errors import BuildError
 from imagebuild.log import logger
+from imagebuild.pipeline.image_sandbox import image_has_program, image_path
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 UNIT_DIRECTORY = "usr/lib/systemd/system"
 PRESET_DIRECTORY = "usr/lib/systemd/system-preset"

@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.build.image_sandbox import image_has_program, image_path
 from imagebuild.config.enums import ConfigFeature
 from imagebuild.distributions import distribution_for
 from imagebuild.log import logger
+from imagebuild.pipeline.image_sandbox import image_has_program, image_path
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 # Each package manager's program and the databases and repository metadata it leaves in the image.
 PACKAGE_MANAGER_METADATA: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -2,7 +2,7 @@
 
 The package manager does not run inside the script's sandbox (its cache and the workspace are separate
 mounts there, so the cache's hard links would fail): while scripts run, imagebuild listens on a Unix
-socket in the workspace, and the helpers on the scripts' PATH (`python -m imagebuild.build.script_packages
+socket in the workspace, and the helpers on the scripts' PATH (`python -m imagebuild.pipeline.script_packages
 OPERATION PACKAGE...`) send it their request. imagebuild installs or removes the packages in the tree the
 script works on ($BUILDROOT: the image, or the image with the build overlay while build scripts run).
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from imagebuild.errors import ImageBuildError
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
+    from imagebuild.context import Context
 
 OPERATIONS = ("install", "remove", "reinstall", "upgrade")
 SOCKET_VARIABLE = "IMAGEBUILD_PACKAGES_SOCKET"

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 import imagebuild
 from imagebuild import paths
-from imagebuild.build.inputs import hash_tree
 from imagebuild.log import logger
+from imagebuild.pipeline.inputs import hash_tree
 from imagebuild.tools.mounts import remove_tree
 from imagebuild.tools.run import run
 
 if TYPE_CHECKING:
-    from imagebuild.build.context import Context
     from imagebuild.config import Config
+    from imagebuild.context import Context
 
 # Settings outside [Distribution] that the install stages (steps 5-10) read.
 INSTALL_SETTINGS = frozenset({
