@@ -1,1 +1,1 @@
-"""Machine runners: start a built image, know when it is ready, run commands in it, stop it."""
+"""Machine runners: start a built image, know when it is ready, stop it (nspawn; qemu next)."""

@@ -1,9 +1,10 @@
 """Boot a directory image with systemd-nspawn and reach it over SSH on an AF_UNIX socket.
 
 Nothing of the image is changed: the tree is mounted with a tmpfs overlay, so many machines can boot the
-same cached image at once. Two host directories are bound in: one becomes /run/systemd/system and holds a
-socket unit that starts `sshd -i` for every connection on /run/pytest-mkosi/ssh.sock; the other holds that
-socket and the session's authorized key. No network and no TCP port is involved.
+same cached image at once. Two host directories are bound in: one becomes /run/systemd/system and holds the
+socket unit of transport/guest_units.py that starts `sshd -i` for every connection on
+/run/pytest-mkosi/ssh.sock; the other holds that socket and the session's authorized key. No network and no
+TCP port is involved.
 """
 
 from __future__ import annotations
@@ -27,40 +28,10 @@ if TYPE_CHECKING:
     from imagebuild.config import Config
 from imagebuild.errors import RunError
 from imagebuild.launch.nspawn import NspawnOptions, machine_name, nspawn_command
-from pytest_mkosi.runners.base import CommandResult, Machine, as_command
-from pytest_mkosi.runners.keys import make_keypair
-from pytest_mkosi.runners.ssh import SocketFactory, SshConnection, unix_socket
-
-GUEST_DIR = "/run/pytest-mkosi"
-SOCKET_UNIT = "pytest-mkosi-ssh.socket"
-
-SOCKET_UNIT_TEXT = f"""\
-[Unit]
-Description=pytest-mkosi SSH access on an AF_UNIX socket
-DefaultDependencies=no
-Before=sockets.target
-
-[Socket]
-ListenStream={GUEST_DIR}/ssh.sock
-Accept=yes
-SocketMode=0600
-"""
-
-SERVICE_UNIT_TEXT = f"""\
-[Unit]
-Description=pytest-mkosi SSH session
-DefaultDependencies=no
-
-[Service]
-# Host keys are made here when the image has none (they then live only in this boot's overlay).
-ExecStartPre=-/usr/bin/ssh-keygen -A
-ExecStart=-/usr/sbin/sshd -i -e -o AuthorizedKeysFile={GUEST_DIR}/authorized_keys \\
-    -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no -o UseDNS=no
-StandardInput=socket
-StandardError=journal
-RuntimeDirectory=sshd
-RuntimeDirectoryPreserve=yes
-"""
+from pytest_mkosi.machine.api import CommandResult, Machine, as_command
+from pytest_mkosi.transport.guest_units import GUEST_DIR, write_unix_socket_units
+from pytest_mkosi.transport.keys import make_keypair
+from pytest_mkosi.transport.ssh import SocketFactory, SshConnection, unix_socket
 
 PR_SET_PDEATHSIG = 1
 
@@ -99,23 +70,21 @@ class NspawnMachine(Machine):
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    def _prepare(self) -> tuple[Path, Path, Path]:
+    def _prepare(self) -> tuple[Path, Path, Path, str]:
         units = self.state_dir / "units"
         share = self.state_dir / "share"
-        units.mkdir(parents=True, exist_ok=True)
         share.mkdir(parents=True, exist_ok=True)
-        (units / SOCKET_UNIT).write_text(SOCKET_UNIT_TEXT)
-        (units / "pytest-mkosi-ssh@.service").write_text(SERVICE_UNIT_TEXT)
+        socket_unit = write_unix_socket_units(units)
         key, public = make_keypair(self.state_dir)
         (share / "authorized_keys").write_text(public)
-        return units, share, key
+        return units, share, key, socket_unit
 
     def start(self, *, timeout: float = 60.0) -> NspawnMachine:
         if not (self.tree / "usr/sbin/sshd").exists():
             raise RunError(
                 f"{self.tree} has no /usr/sbin/sshd: add openssh-server to Packages= to reach the machine over SSH"
             )
-        units, share, key = self._prepare()
+        units, share, key, socket_unit = self._prepare()
         options = NspawnOptions(
             boot=True,
             machine=self.name,
@@ -125,7 +94,7 @@ class NspawnMachine(Machine):
         )
         # Arguments after the tree go to the guest's systemd as its command line.
         argv = nspawn_command(self.config, self.tree, options,
-                              [f"systemd.wants={SOCKET_UNIT}", "systemd.show_status=yes"])
+                              [f"systemd.wants={socket_unit}", "systemd.show_status=yes"])
         started = time.monotonic()
         with self.console_log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from imagebuild.config import load
-from pytest_mkosi.imagecache import ImageCache
+from pytest_mkosi.images import ImageCache
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_mkosi.runners.base import CommandFailed, CommandResult, Machine
+from pytest_mkosi.machine.api import CommandFailed, CommandResult, Machine
 
 
 class FakeMachine(Machine):

@@ -27,7 +27,7 @@ from imagebuild.config.enums import (
     Verb,
 )
 from imagebuild.config.errors import ConfigError
-from imagebuild.config.load import load, load_images
+from imagebuild.config.load import load, load_directory, load_images
 from imagebuild.config.model import Args, Config
 from imagebuild.config.overrides import Overrides
 from imagebuild.config.setting import Setting
@@ -108,6 +108,7 @@ __all__ = [
     "format_json",
     "format_summary",
     "load",
+    "load_directory",
     "load_images",
     "parse_command_line",
     "to_json_dict",

@@ -157,3 +157,11 @@ def load(argv: Sequence[str]) -> tuple[Args, list[Config]]:
     if not args.verb.needs_config() or args.version:
         return args, []
     return args, load_images(args, overrides)
+
+
+def load_directory(directory: Path, overrides: Overrides | None = None) -> list[Config]:
+    """The images of the configuration in directory, in build order, as `imagebuild -C DIRECTORY build`
+    with `overrides` (values that win over the files) resolves them: the API for programs such as the
+    pytest plugin, which pass typed overrides instead of composing command lines."""
+    args, _ = parse_command_line(["-C", str(directory), "build"])
+    return load_images(args, overrides or Overrides())

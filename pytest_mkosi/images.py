@@ -1,4 +1,5 @@
-"""Images built once and reused across pytest sessions and xdist workers, keyed by their input digest."""
+"""Configurations under test and their images, built once and reused across pytest sessions and xdist
+workers, keyed by their input digest."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from imagebuild.config import Config
+from imagebuild.config import Config, Overrides, load_directory
 from imagebuild.paths import user_cache_home
 from imagebuild.pipeline import build_image
 from imagebuild.pipeline.inputs import config_digest
+
+
+def resolve_configs(directory: Path, overrides: Overrides) -> list[Config]:
+    """The images of the configuration in `directory` in build order, `overrides` winning over the files."""
+    return load_directory(directory, overrides)
 
 
 def default_cache_root() -> Path:

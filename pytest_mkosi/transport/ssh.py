@@ -14,7 +14,7 @@ from pathlib import Path
 
 import paramiko
 
-from pytest_mkosi.runners.base import CommandResult
+from pytest_mkosi.machine.api import CommandResult
 
 SocketFactory = Callable[[], socket.socket]
 
