@@ -1,0 +1,62 @@
+"""The contract between the Machine API (machine/api.py) and the runners (runners/nspawn.py, runners/qemu.py).
+
+A runner knows how to start, reach and stop one kind of machine; everything a test calls (run, succeed,
+wait_for_unit, reboot, journal, ...) is written once in machine/ on top of these primitives. machine/ never
+imports runners/; runners subclass `Runner`.
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_mkosi.transport.ssh import SshConnection
+
+
+class Runner(abc.ABC):
+    """One machine as its runner sees it."""
+
+    # A name unique among all machines running on this host (xdist workers and concurrent sessions included).
+    name: str
+    # "nspawn" or "qemu".
+    kind: str
+    # "kvm" or "tcg" for qemu, None for containers.
+    accelerator: str | None
+    # Per-machine directory (keys, sockets, console log, overlays); removed by stop() unless kept.
+    state_dir: Path
+    # Everything the machine's console printed, across reboots.
+    console_log_path: Path
+
+    @abc.abstractmethod
+    def start(self, *, timeout: float) -> None:
+        """Boot the machine and return when it answers over SSH (raise RunError with the console tail if not)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Power off and kill everything of this machine (processes, state); safe to call twice."""
+
+    @abc.abstractmethod
+    def connection(self) -> SshConnection:
+        """The live SSH transport (raise ConnectionError when the machine is not reachable)."""
+
+    @abc.abstractmethod
+    def wait_rebooted(self, *, timeout: float) -> None:
+        """After the guest was asked to reboot: wait until the new boot answers over SSH again."""
+
+    @abc.abstractmethod
+    def power_off_hard(self) -> None:
+        """Cut the power (crash()): no shutdown inside the guest."""
+
+    @abc.abstractmethod
+    def is_running(self) -> bool:
+        """Whether the machine's process (qemu, systemd-nspawn) is alive."""
+
+    @abc.abstractmethod
+    def send_console(self, text: str) -> None:
+        """Type text on the machine's console."""
+
+    @abc.abstractmethod
+    def ssh_command(self) -> str:
+        """A command line a person can paste to reach this machine while it runs."""
