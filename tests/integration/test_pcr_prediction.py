@@ -17,9 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from imagebuild.boot.keys import make_key_pair, write_key_pair
 from imagebuild.boot.pcr import BANKS, BOOTED_PHASES, predict_pcr11, predict_pcr11_from_sections
+from imagebuild.boot.pcr.policy import signed_policies, unsigned_phase_paths
 from imagebuild.boot.tpm_eventlog import replay
 from imagebuild.boot.tpm_measure_log import parse_measure_log
+from imagebuild.boot.uki import pcr_signing_arguments
 from imagebuild.config import load
 from imagebuild.pipeline.subbuilds import tools_tree_for
 from imagebuild.tools.run import tools_tree_wrapper
@@ -152,3 +155,20 @@ def test_systemd_pcrextend_log_replays_to_the_tpm(tree: Path, tmp_path: Path, so
     assert replay(events, "sha256")[11].hex() == in_tpm.group(1).lower()
     # The phases alone, from an empty PCR 11: what the prediction's phase part gives.
     assert predict_pcr11_from_sections({}, BOOTED_PHASES, ["sha256"]).hex("sha256") == in_tpm.group(1).lower()
+
+
+def test_sign_expected_pcr_signs_the_predicted_values(tree: Path, tmp_path: Path) -> None:
+    # The builder's ukify options for SignExpectedPcr=; the .pcrsig must sign our prediction of every
+    # phase path (and .pcrpkey, derived from the key by ukify, is part of what is measured).
+    key, certificate = tmp_path / "mkosi.key", tmp_path / "mkosi.crt"
+    write_key_pair(make_key_pair("pcr test", 30), key, certificate, force=False)
+    (tmp_path / "os-release").write_text("ID=debian\n")
+    run_tool(tree, [
+        tool(tree, "ukify"), "build", f"--linux={tree / 'usr/lib/systemd/boot/efi/systemd-bootx64.efi'}",
+        f"--os-release=@{tmp_path / 'os-release'}", "--cmdline=quiet", "--uname=6.12.12-amd64", "--efi-arch=x64",
+        f"--output={tmp_path / 'signed.efi'}", *pcr_signing_arguments(key),
+    ])
+    uki = tmp_path / "signed.efi"
+    assert ".pcrpkey content" in [m.label for m in predict_pcr11(uki).measurements]
+    assert len(signed_policies(uki)) == len(PHASE_PATHS)
+    assert unsigned_phase_paths(uki, PHASE_PATHS) == []
