@@ -238,3 +238,41 @@ def test_grub_is_refused(tmp_path: Path) -> None:
     _root_with_kernel(context)
     with pytest.raises(BuildError, match="not supported yet: Bootloader=grub"):
         bootloader.install_bootloader(context)
+
+
+def test_sign_expected_pcr_yes_passes_the_secure_boot_key_to_ukify(
+        tmp_path: Path, keys: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    key, crt = keys
+    context = _context(tmp_path, "-t", "disk", "--secure-boot=yes", f"--secure-boot-key={key}",
+                       f"--secure-boot-certificate={crt}", "--sign-expected-pcr=yes", "--kernel-modules-initrd=no")
+    uki.check_signed_pcrs(context.config)
+    _root_with_kernel(context)
+    monkeypatch.setattr(uki, "build_default_initrd", lambda c: tmp_path / "initrd.cpio.zst")
+    fake = FakeRun()
+    monkeypatch.setattr(uki, "run_tool", fake)
+    uki.build_unified_kernel_images(context)
+    (argv,) = fake.calls
+    # ukify derives .pcrpkey from the private key and signs systemd-measure's default phase paths.
+    assert [a for a in argv if a.startswith("--pcr")] == [f"--pcr-private-key={key}", "--pcr-banks=sha256"]
+    assert f"--secureboot-private-key={key}" in argv
+
+
+def test_sign_expected_pcr_yes_is_refused_before_any_work(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    key, crt = keys
+    without_secure_boot = _config(tmp_path / "a", "-t", "disk", "--sign-expected-pcr=yes", f"--secure-boot-key={key}")
+    with pytest.raises(BuildError, match=r"SignExpectedPcr=yes depends on SecureBoot=yes.*SignExpectedPcr=auto"):
+        uki.check_signed_pcrs(without_secure_boot)
+    uki.check_signed_pcrs(_config(tmp_path / "b", "-t", "disk", "--sign-expected-pcr=yes", "--secure-boot=yes",
+                                  f"--secure-boot-key={key}", f"--secure-boot-certificate={crt}"))
+    uki.check_signed_pcrs(_config(tmp_path / "c", "-t", "disk"))  # auto: nothing to check
+
+
+def test_sign_expected_pcr_yes_without_systemd_measure_names_the_package(
+        tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    key, crt = keys
+    context = _context(tmp_path, "-t", "disk", "--secure-boot=yes", f"--secure-boot-key={key}",
+                       f"--secure-boot-certificate={crt}", "--sign-expected-pcr=yes")
+    assert context.tools_tree is not None
+    (context.tools_tree / "usr/lib/systemd/systemd-measure").unlink()
+    with pytest.raises(BuildError, match=r"systemd-measure \(package systemd\) is missing in the tools tree; add it"):
+        uki.want_signed_pcrs(context)

@@ -23,6 +23,7 @@ from imagebuild.errors import BuildError
 from imagebuild.log import logger
 
 if TYPE_CHECKING:
+    from imagebuild.config import Config
     from imagebuild.context import Context
 
 SYSTEMD_MEASURE = "/usr/lib/systemd/systemd-measure"
@@ -86,6 +87,16 @@ def can_measure(context: Context) -> str | None:
     return None
 
 
+def check_signed_pcrs(config: Config) -> None:
+    """SignExpectedPcr=yes signs with SecureBootKey= and, as the man page says, depends on SecureBoot=.
+
+    (SecureBoot=yes without a key is refused by the config loader already.)
+    """
+    if config.sign_expected_pcr == ConfigFeature.enabled and not config.secure_boot:
+        raise BuildError("SignExpectedPcr=yes depends on SecureBoot=yes (the signature of the expected PCR 11 "
+                         "values is made with SecureBootKey=); set SecureBoot=yes or SignExpectedPcr=auto")
+
+
 def want_signed_pcrs(context: Context) -> bool:
     setting = context.config.sign_expected_pcr
     if setting == ConfigFeature.disabled:
@@ -93,8 +104,7 @@ def want_signed_pcrs(context: Context) -> bool:
     problem = can_measure(context)
     where = "the tools tree" if context.tools_tree is not None else "this host"
     if setting == ConfigFeature.enabled:
-        if context.config.secure_boot_key is None:
-            raise BuildError("SignExpectedPcr=yes needs SecureBootKey= (mkosi.key: imagebuild genkey)")
+        check_signed_pcrs(context.config)
         if problem:
             raise BuildError(f"SignExpectedPcr=yes: {problem} in {where}; add it to ToolsTreePackages=")
         return True
@@ -123,8 +133,18 @@ def ukify_argv(context: Context, request: UkiRequest) -> list[str]:
             argv += ["--signtool=sbsign", f"--secureboot-private-key={key}",
                      f"--secureboot-certificate={certificate}"]
         if request.sign_pcrs:
-            argv += [f"--pcr-private-key={key}", "--pcr-banks=sha256"]
+            argv += pcr_signing_arguments(key)
     return argv
+
+
+def pcr_signing_arguments(key: Path) -> list[str]:
+    """ukify's options for a .pcrsig section (and the .pcrpkey it derives from the key).
+
+    ukify has systemd-measure sign the PCR 11 values of its default phase paths (enter-initrd through
+    ready, what systemd-pcrphase measures); .pcrpkey is the public half of the key (systemd-keyutil), so
+    no --pcr-public-key. Only sha256: OpenSSL may refuse SHA-1 signatures (as mkosi does).
+    """
+    return [f"--pcr-private-key={key}", "--pcr-banks=sha256"]
 
 
 def build_uki(context: Context, request: UkiRequest) -> Path:

@@ -110,6 +110,7 @@ def preflight(config: Config) -> None:
     support.check_supported(config)
     check_workspace(config)
     repart_preflight(config)
+    uki.check_signed_pcrs(config)
     distribution_for(config).check(config)
     outputs.producer_for(config)
     scripts.check_scripts(config)
