@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.config.supported import SUPPORTED
+from imagebuild.config.settings import SUPPORTED
 from tests.helpers import imagebuild, write_config
 
 pytestmark = pytest.mark.integration
@@ -54,7 +54,7 @@ def test_custom_from_a_skeleton_tar(tmp_path: Path) -> None:
     assert not any(tool in result.stderr for tool in ("mmdebstrap", "dnf ", "pacman ", "zypper "))
 
 
-@pytest.mark.skipif("BaseTrees" not in SUPPORTED, reason="BaseTrees= is not in config/supported.py yet")
+@pytest.mark.skipif("BaseTrees" not in SUPPORTED, reason="BaseTrees= is marked not_yet in the settings table")
 def test_custom_from_a_base_tar(tmp_path: Path) -> None:
     tar = make_tree_tar(tmp_path / "base.tar")
     conf = write_config(tmp_path / "conf", f"[Distribution]\nDistribution=custom\n[Output]\nFormat=directory\n"

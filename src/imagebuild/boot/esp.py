@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild.boot.kernel import Kernel, find_kernels
-from imagebuild.config.enums import Bootloader, ConfigFeature, OutputFormat
+from imagebuild.config.enums import AUTO_BOOTABLE_FORMATS, Bootloader, ConfigFeature, OutputFormat
 from imagebuild.errors import BuildError
 
 if TYPE_CHECKING:
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 # EFI's names for architectures: BOOT<ARCH>.EFI, systemd-boot<arch>.efi, linux<arch>.efi.stub.
 EFI_ARCHITECTURES = {"x86-64": "x64", "x86": "ia32", "arm64": "aa64", "arm": "arm", "riscv64": "riscv64",
                      "loongarch64": "loongarch64"}
-
-# With Bootable=auto, only these formats are made bootable: a directory or tar of an image with a kernel
-# is also used for containers, and a UKI with its default initrd costs a sub-build.
-AUTO_BOOTABLE_FORMATS = (OutputFormat.disk, OutputFormat.esp, OutputFormat.uki)
 
 
 def esp_tree(context: Context) -> Path:

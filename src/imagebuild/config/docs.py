@@ -103,8 +103,8 @@ def _markdown() -> str:
                 extra.append("Default paths: " + ", ".join(f"`{p}`" for p in s.paths) + ".")
             if s.choices:
                 extra.append("Accepted: " + ", ".join(f"`{c}`" for c in s.choices) + ".")
-            if not s.supported:
-                extra.append("Parsed and shown; builds that need it stop with \"not supported yet\".")
+            if s.not_yet is not None:
+                extra.append(f"Not supported yet: builds it matters to stop ({s.not_yet.advice}).")
             out.append(f": {s.help} Default: {_default(s)}. {' '.join(extra)}".rstrip())
             out.append("")
     return "\n".join(out)

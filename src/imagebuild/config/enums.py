@@ -177,6 +177,11 @@ class OutputFormat(enum.StrEnum):
     none = "none"
 
 
+# With Bootable=auto, only these formats are made bootable: a directory or tar of an image with a kernel
+# is also used for containers, and a UKI with its default initrd costs a sub-build.
+AUTO_BOOTABLE_FORMATS = (OutputFormat.disk, OutputFormat.esp, OutputFormat.uki)
+
+
 class Compression(enum.StrEnum):
     none = "none"
     zstd = "zstd"

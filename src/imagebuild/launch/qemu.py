@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING
 from imagebuild import paths
 from imagebuild.boot.kernel import find_kernels
 from imagebuild.config import ConfigFeature, Network, QemuFirmware
+from imagebuild.config.setting import Effect
+from imagebuild.config.support import refusals
 from imagebuild.errors import RunError
 from imagebuild.launch import firmware as fw
 from imagebuild.launch.kvm import kvm_works
@@ -97,6 +99,10 @@ def check_bootable(config: Config) -> None:
     fmt = str(config.format)
     if fmt not in BOOTABLE_FORMATS:
         raise RunError(f"qemu cannot boot Format={fmt}; use Format=disk, uki, esp, cpio or directory")
+    # Run-time settings the settings table marks not_yet (QemuGui=, QemuVsock=, ...) and that matter here.
+    found = refusals(config, {Effect.RUNTIME})
+    if found:
+        raise RunError("\n".join(str(r) for r in found))
     for name, reason in UNSUPPORTED_WITH_QEMU.items():
         if name in config.non_default:
             raise RunError(f"not supported yet with the qemu verb: {name}= ({reason})")

@@ -2,24 +2,23 @@
 
 The cache is CacheDirectory=/<image~>distribution~release~arch.cache (the root), .build.cache (the
 build overlay, when there is one) and .json, written last, which records the key of what the image was
-installed from. The key covers every setting that goes into the install stages and the content of the
-trees and scripts they read; anything else (extra trees, post-install scripts, output settings) may change
-and the cache is still used. -ff removes the cache before building.
+installed from. The key covers every setting of effect INSTALL in the settings table (what the install
+stages read) and the content of the files and trees they name; anything else (extra trees, post-install
+scripts, output settings) may change and the cache is still used. -ff removes the cache before building.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import imagebuild
 from imagebuild import paths
+from imagebuild.config.setting import Effect
 from imagebuild.log import logger
-from imagebuild.pipeline.inputs import hash_tree
+from imagebuild.pipeline.inputs import Inputs, digest_of, gather
 from imagebuild.tools.mounts import remove_tree
 from imagebuild.tools.run import run
 
@@ -27,45 +26,26 @@ if TYPE_CHECKING:
     from imagebuild.config import Config
     from imagebuild.context import Context
 
-# Settings outside [Distribution] that the install stages (steps 5-10) read.
-INSTALL_SETTINGS = frozenset({
-    "Packages", "BuildPackages", "PackageDirectories", "WithRecommends", "WithDocs", "BaseTrees",
-    "SkeletonTrees", "PrepareScripts", "Environment", "EnvironmentFiles", "Bootable", "SourceDateEpoch",
-    "ToolsTree", "ToolsTreeDistribution", "ToolsTreeRelease", "ToolsTreeMirror", "ToolsTreeRepositories",
-    "ToolsTreePackageManagerTrees", "ToolsTreePackages", "WithNetwork",
-})
-
 # Variables the config layer puts into Environment= from settings that do not change what is installed.
 DERIVED_ENVIRONMENT = frozenset({"IMAGE_ID", "IMAGE_VERSION"})
 
 
-def install_settings(config: Config) -> dict[str, object]:
-    from imagebuild.config import to_json_dict
-    from imagebuild.config.settings import SETTINGS
-
-    wanted = INSTALL_SETTINGS | {s.name for s in SETTINGS if s.section == "Distribution"}
-    settings = {k: v for k, v in to_json_dict(config).items() if k in wanted}
-    if isinstance(settings.get("Environment"), dict):
+def install_inputs(config: Config) -> Inputs:
+    """The settings of effect INSTALL (from the settings table) and the files and trees they name."""
+    found = gather(config, {Effect.INSTALL})
+    environment = found.settings.get("Environment")
+    if isinstance(environment, dict):
         # Derived from ImageId=/ImageVersion=: a new version (bump, -B) must not throw the cache away.
-        settings["Environment"] = {k: v for k, v in settings["Environment"].items() if k not in DERIVED_ENVIRONMENT}
-    return settings
+        found.settings["Environment"] = {k: v for k, v in environment.items() if k not in DERIVED_ENVIRONMENT}
+    return found
 
 
-def install_inputs(config: Config) -> list[Path]:
-    """Files and trees the install stages read."""
-    inputs = [Path(t.source) for t in (*config.skeleton_trees, *config.package_manager_trees)]
-    inputs += [Path(p) for p in (*config.base_trees, *config.prepare_scripts, *config.environment_files,
-                                 *config.package_directories)]
-    return inputs
+def install_settings(config: Config) -> dict[str, object]:
+    return install_inputs(config).settings
 
 
 def cache_key(config: Config) -> str:
-    digest = hashlib.sha256()
-    digest.update(f"imagebuild {imagebuild.__version__}\0".encode())
-    digest.update(json.dumps(install_settings(config), sort_keys=True, default=str).encode())
-    for path in install_inputs(config):
-        hash_tree(digest, path)
-    return digest.hexdigest()
+    return digest_of(install_inputs(config))
 
 
 def _cache_paths(config: Config) -> tuple[Path, Path, Path] | None:
@@ -100,7 +80,7 @@ def usable(config: Config) -> bool:
         return False
     if recorded.get("key") != cache_key(config) or not root.is_dir():
         before = recorded.get("settings", {})
-        now = json.loads(json.dumps(install_settings(config), default=str))
+        now = install_settings(config)
         changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
         what = ", ".join(f"{k}=" for k in changed) if changed else "the content of skeleton trees or scripts"
         logger.info("The cached image is out of date (%s changed): installing again", what)

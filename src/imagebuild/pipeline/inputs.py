@@ -1,6 +1,11 @@
-"""A digest of everything a build reads: the resolved config and the content of its input files.
+"""Digests of what a build reads, derived from the settings table: the image cache key (config_digest,
+used by pytest_mkosi's image cache) and Incremental='s key (pipeline/incremental.py).
 
-Two configs with the same digest build the same image, so a cached image can be reused by digest.
+A digest covers imagebuild's version, the value of every setting whose effect (Setting.effect) is wanted
+and whose value matters to this build (Setting.matters), and the content of every file and tree such a
+setting names (Files.CONTENT). Paths inside the configuration tree are named relative to it, so that a copy
+of the tree elsewhere has the same digest; paths outside it keep their names. Both are hashed by content.
+The places a build writes into (Files.LOCATION: outputs, caches, workspace) are skipped inside such trees.
 """
 
 from __future__ import annotations
@@ -9,33 +14,126 @@ import hashlib
 import json
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import imagebuild
+from imagebuild import paths
+from imagebuild.config.setting import Effect, Files
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
 
-# Keys of the resolved config that say where things go or are random per run, not what is built.
-NOT_CONTENT = {
-    "OutputDirectory", "WorkspaceDirectory", "CacheDirectory", "PackageCacheDirectory", "BuildDirectory",
-    "Seed", "QemuVsockConnectionId",
-}
+# What goes into the image cache key: everything that changes the image.
+IMAGE_EFFECTS = frozenset({Effect.INSTALL, Effect.IMAGE})
+
+# Where images of mkosi.images/ are defined; their tree is the directory above.
+_IMAGE_DIRECTORIES = ("mkosi.images", "mkosi.presets")
 
 
-def input_paths(config: Config) -> list[Path]:
-    """Files and trees whose content goes into the image."""
-    paths: list[Path] = []
-    for trees in (config.skeleton_trees, config.extra_trees, config.package_manager_trees):
-        paths += [Path(tree.source) for tree in trees]
-    paths += [Path(p) for p in config.base_trees]
-    for scripts in (config.sync_scripts, config.prepare_scripts, config.build_scripts,
-                    config.postinst_scripts, config.finalize_scripts):
-        paths += [Path(p) for p in scripts]
-    paths += [Path(p) for p in config.environment_files]
-    return paths
+def tree_root(config: Config) -> Path:
+    """The configuration tree the image comes from (the -C directory, also for images in mkosi.images/)."""
+    directory = Path(config.directory)
+    if config.image is not None and directory.parent.name in _IMAGE_DIRECTORIES:
+        return directory.parent.parent
+    return directory
+
+
+Namer = Callable[[Path], str]
+
+
+def namer_for(config: Config) -> Namer:
+    """Names paths inside the configuration tree relative to it ("./mkosi.extra"), others as they are."""
+    root = tree_root(config)
+    bases = dict.fromkeys([Path(os.path.realpath(root)), root.absolute()])
+
+    def name(path: Path) -> str:
+        for base in bases:
+            if path.is_relative_to(base):
+                return "./" + path.relative_to(base).as_posix()
+        return str(path)
+
+    return name
+
+
+def host_paths(value: Any) -> list[Path]:
+    """The files and directories on the build host that a setting's value names.
+
+    Targets of trees are paths inside the image, and relative paths are names (a key in an engine), so
+    neither is a host path.
+    """
+    from imagebuild.config import QemuDrive, TreeSpec
+
+    if isinstance(value, Path):
+        return [value] if value.is_absolute() else []
+    if isinstance(value, TreeSpec):
+        return host_paths(value.source)
+    if isinstance(value, QemuDrive):
+        return host_paths(value.directory)
+    if isinstance(value, list | tuple):
+        return [p for v in value for p in host_paths(v)]
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in host_paths(v)]
+    return []
+
+
+def portable(value: Any, name: Namer) -> Any:
+    """A JSON-ready value (as in `summary --json`) in which host paths are named by `name`."""
+    from imagebuild.config import QemuDrive, TreeSpec
+    from imagebuild.config.render import encode
+
+    if isinstance(value, Path):
+        return name(value) if value.is_absolute() else str(value)
+    if isinstance(value, TreeSpec):
+        return {"source": portable(value.source, name), "target": encode(value.target)}
+    if isinstance(value, QemuDrive):
+        return {**encode(value), "directory": portable(value.directory, name)}
+    if isinstance(value, list | tuple):
+        return [portable(v, name) for v in value]
+    if isinstance(value, dict):
+        return {str(k): portable(v, name) for k, v in value.items()}
+    return encode(value)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a digest covers: setting values (by setting name) and files whose content is read."""
+
+    settings: dict[str, Any]
+    # (portable name, path) of every file or tree to hash.
+    files: list[tuple[str, Path]]
+    # Places the build writes into: skipped when they lie inside one of the files' trees.
+    skip: frozenset[Path]
+
+
+def build_places(config: Config) -> frozenset[Path]:
+    """Where this build writes: the values of Files.LOCATION settings and the defaults used without them."""
+    from imagebuild.config.settings import SETTINGS
+
+    found = {paths.output_directory(config), paths.package_cache_directory(config), paths.workspace_parent(config)}
+    for s in SETTINGS:
+        if s.files is Files.LOCATION:
+            found.update(host_paths(getattr(config, s.attr)))
+    return frozenset(Path(os.path.realpath(p)) for p in found)
+
+
+def gather(config: Config, effects: Collection[Effect]) -> Inputs:
+    """The values and files of the settings with one of `effects` that matter to this build."""
+    from imagebuild.config.settings import SETTINGS
+
+    name = namer_for(config)
+    settings: dict[str, Any] = {}
+    files: list[tuple[str, Path]] = []
+    for s in SETTINGS:
+        if s.effect_on(config) not in effects or not s.matters_to(config):
+            continue
+        value = getattr(config, s.attr)
+        settings[s.name] = portable(value, name)
+        if s.files is Files.CONTENT:
+            files += [(name(p), p) for p in host_paths(value)]
+    return Inputs(settings, files, build_places(config))
 
 
 def _hash_file(digest: Any, path: Path) -> None:
@@ -44,13 +142,13 @@ def _hash_file(digest: Any, path: Path) -> None:
             digest.update(chunk)
 
 
-def _walk(root: Path) -> Iterable[Path]:
+def _walk(root: Path, skip: Collection[Path]) -> Iterable[Path]:
     if not root.is_dir() or root.is_symlink():
         yield root
         return
     for directory, dirnames, filenames in os.walk(root):
-        dirnames.sort()
         base = Path(directory)
+        dirnames[:] = sorted(d for d in dirnames if base / d not in skip)
         yield base
         for name in sorted(filenames):
             yield base / name
@@ -59,16 +157,21 @@ def _walk(root: Path) -> Iterable[Path]:
                 yield base / name
 
 
-def hash_tree(digest: Any, root: Path) -> None:
-    """Feed names, types, modes, link targets and file contents below root into digest."""
-    digest.update(f"tree {root}\0".encode())
-    for path in _walk(root):
+def hash_tree(digest: Any, root: Path, name: str, skip: Collection[Path] = ()) -> None:
+    """Feed names, types, modes, link targets and file contents below root into digest.
+
+    root is recorded as `name`, so that the same content at another place can give the same digest;
+    directories in skip (absolute, real paths) are left out.
+    """
+    digest.update(f"tree {name}\0".encode())
+    real = Path(os.path.realpath(root))
+    for path in _walk(real, skip):
+        rel = os.path.relpath(path, real)
         try:
             st = path.lstat()
         except FileNotFoundError:
-            digest.update(f"missing {path}\0".encode())
+            digest.update(f"missing {rel}\0".encode())
             continue
-        rel = os.path.relpath(path, root)
         digest.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode):o}\0".encode())
         if stat.S_ISLNK(st.st_mode):
             digest.update(os.readlink(path).encode() + b"\0")
@@ -76,14 +179,22 @@ def hash_tree(digest: Any, root: Path) -> None:
             _hash_file(digest, path)
 
 
-def config_digest(config: Config) -> str:
-    """sha256 over imagebuild's version, the resolved config and the content of its inputs."""
-    from imagebuild.config import to_json_dict
+def settings_json(settings: dict[str, Any]) -> str:
+    return json.dumps(settings, sort_keys=True)
 
+
+def digest_of(inputs: Inputs) -> str:
+    """sha256 over imagebuild's version, the settings and the content of the files of inputs."""
     digest = hashlib.sha256()
     digest.update(f"imagebuild {imagebuild.__version__}\0".encode())
-    settings = {k: v for k, v in to_json_dict(config).items() if k not in NOT_CONTENT}
-    digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    for path in input_paths(config):
-        hash_tree(digest, path)
+    digest.update(settings_json(inputs.settings).encode())
+    for name, path in inputs.files:
+        hash_tree(digest, path, name, inputs.skip)
     return digest.hexdigest()
+
+
+def config_digest(config: Config) -> str:
+    """The image cache key: equal for configs that build the same image, wherever their tree lies."""
+    inputs = gather(config, IMAGE_EFFECTS)
+    inputs.settings["Image"] = config.image
+    return digest_of(inputs)

@@ -11,9 +11,9 @@ if TYPE_CHECKING:
 
 
 def check_supported(config: Config) -> None:
-    # The settings table says which settings the pipeline implements (settings.SUPPORTED).
-    from imagebuild.config import unsupported_settings
+    # The rows of the settings table say what the builder does not act on yet (Setting.not_yet).
+    from imagebuild.config.support import refusals
 
-    unsupported = unsupported_settings(config)
-    if unsupported:
-        raise BuildError("not supported yet: " + ", ".join(f"{name}=" for name in unsupported))
+    found = refusals(config)
+    if found:
+        raise BuildError("\n".join(str(r) for r in found))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
+from pathlib import Path
 
 import pytest
 
 from imagebuild.config import SETTINGS, Config
+from imagebuild.config.setting import Effect, Files
 from imagebuild.config.settings import BY_NAME, BY_OPTION, BY_SPECIFIER, MATCH_NAMES, SECTIONS, SUPPORTED
 
 # The settings of mkosi v22's man page, section by section.
@@ -121,3 +124,56 @@ def test_options_are_unique_and_names_resolve() -> None:
 def test_supported_names_are_settings() -> None:
     assert set(BY_NAME) >= SUPPORTED
     assert {s.name for s in SETTINGS if s.supported} == SUPPORTED
+
+
+# ---- the facts the cache keys and the support check are derived from ------------------------------------
+
+
+def _names_host_paths(tp: object) -> bool:
+    """Whether values of the type are or contain paths (Path, or records such as TreeSpec holding one)."""
+    if tp is Path:
+        return True
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return any(_names_host_paths(t) for t in typing.get_type_hints(tp).values())
+    return any(_names_host_paths(arg) for arg in typing.get_args(tp) if not isinstance(arg, str))
+
+
+CONFIG_TYPES = typing.get_type_hints(Config)
+PATH_VALUED = sorted(s.name for s in SETTINGS if _names_host_paths(CONFIG_TYPES[s.attr]))
+
+
+def test_the_walk_finds_path_valued_settings() -> None:
+    # The types that hold paths, as the Config record types them: Path, TreeSpec, QemuDrive.
+    assert {"OutputDirectory", "ExtraTrees", "BuildSources", "QemuDrives", "Include", "SecureBootKey",
+            "ToolsTree", "QemuFirmwareVariables"} <= set(PATH_VALUED)
+    assert "Credentials" not in PATH_VALUED and "ImageVersion" not in PATH_VALUED
+
+
+@pytest.mark.parametrize("name", PATH_VALUED)
+def test_every_path_valued_setting_says_what_its_files_are(name: str) -> None:
+    # Content inputs are hashed into the cache keys; locations (output, caches) must say they are not.
+    assert BY_NAME[name].files is not None, f"{name}=: set files=Files.CONTENT or files=Files.LOCATION"
+
+
+def test_only_path_valued_settings_name_files() -> None:
+    assert sorted(s.name for s in SETTINGS if s.files is not None) == PATH_VALUED
+
+
+def test_places_the_build_writes_into_are_locations() -> None:
+    for name in ("OutputDirectory", "CacheDirectory", "WorkspaceDirectory", "PackageCacheDirectory",
+                 "BuildDirectory"):
+        assert BY_NAME[name].files is Files.LOCATION
+        assert BY_NAME[name].effect is Effect.PROCESS
+
+
+def test_runtime_settings_are_not_in_the_image_key() -> None:
+    for s in SETTINGS:
+        if s.name.startswith("Qemu") or s.name.startswith("Runtime") or s.name in ("Credentials", "SshKey"):
+            assert s.effect is Effect.RUNTIME, s.name
+
+
+def test_what_is_not_supported_says_what_to_do_instead() -> None:
+    for s in SETTINGS:
+        if s.not_yet is not None:
+            assert s.not_yet.advice and not s.not_yet.advice.endswith("."), s.name
+            assert s.name not in SUPPORTED
