@@ -90,8 +90,8 @@ def _compare_entry(a: Path, b: Path) -> list[str]:
         what.append("device number")
     if sa.st_mtime_ns != sb.st_mtime_ns:
         same_second = sa.st_mtime_ns // 10**9 == sb.st_mtime_ns // 10**9
-        ta, tb = (sa.st_mtime_ns, sb.st_mtime_ns) if same_second else (int(sa.st_mtime), int(sb.st_mtime))
-        what.append(f"mtime {ta} != {tb}{' (ns)' if same_second else ''}")
+        ma, mb = (sa.st_mtime_ns, sb.st_mtime_ns) if same_second else (int(sa.st_mtime), int(sb.st_mtime))
+        what.append(f"mtime {ma} != {mb}{' (ns)' if same_second else ''}")
     xa, xb = _xattrs(a), _xattrs(b)
     if xa != xb:
         names = sorted(n for n in {*xa, *xb} if xa.get(n) != xb.get(n))
