@@ -3,37 +3,105 @@
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from imagebuild.config import Overrides, parse_command_line
+from imagebuild.config.errors import ValueProblem
+from imagebuild.config.values import parse_bytes
 from imagebuild.errors import ImageBuildError
+from pytest_mkosi.images import REFRESH_CHOICES
+from pytest_mkosi.matrix import Axis, MatrixError, check_axes, parse_axis
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("mkosi", "building and booting OS images (pytest-mkosi)")
-    group.addoption("--mkosi-config", metavar="DIR", help="the mkosi configuration directory to build and test")
     group.addoption("--mkosi-args", metavar="ARGS", default="",
                     help="extra imagebuild options, e.g. \"--release=bookworm\" (they override the files)")
     group.addoption("--mkosi-rebuild", action="store_true", default=False,
                     help="build the image even when a cached one matches")
     group.addoption("--mkosi-cache-dir", metavar="DIR",
                     help="where built images are cached (default: ~/.cache/pytest-mkosi/images)")
-    parser.addini("mkosi_config", "the mkosi configuration directory to build and test", default="")
+
+
+# ---- configurations as test parameters (matrix, cache size and refresh) -----------------------------
+
+def add_matrix_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mkosi", "building and booting OS images (pytest-mkosi)")
+    group.addoption("--mkosi-config", metavar="DIR", action="append", default=[],
+                    help="an mkosi configuration directory to build and test; give it several times to run "
+                         "every mkosi test once per configuration")
+    group.addoption("--mkosi-matrix", metavar="SETTING=V1,V2", action="append", default=[],
+                    help="run every mkosi test once per value of an mkosi.conf setting (e.g. Release=bookworm,"
+                         "trixie); several give the cross product")
+    group.addoption("--mkosi-cache-max", metavar="SIZE", default="20G",
+                    help="prune least recently used cached images beyond this size at the end (default 20G)")
+    group.addoption("--mkosi-refresh", choices=REFRESH_CHOICES, default="daily",
+                    help="rebuild cached images older than a day (daily, the default), built before this "
+                         "session (always) or never")
+    parser.addini("mkosi_config", "mkosi configuration directories to build and test (relative to the ini file)",
+                  type="paths", default=[])
+
+
+def _directories(pytestconfig: pytest.Config) -> tuple[Path, ...]:
+    given = [Path(d) for d in pytestconfig.getoption("mkosi_config") or []]
+    if not given:
+        # The ini's paths are relative to the ini file's directory (pytest resolves type="paths" so).
+        given = [Path(p) for p in pytestconfig.getini("mkosi_config") or []]
+    for d in given:
+        if not d.is_dir():
+            raise pytest.UsageError(f"--mkosi-config={d}: not a directory")
+    return tuple(d.absolute() for d in given)
+
+
+def _axes(pytestconfig: pytest.Config) -> tuple[Axis, ...]:
+    try:
+        axes = tuple(parse_axis(text) for text in pytestconfig.getoption("mkosi_matrix") or [])
+        check_axes(axes)
+    except MatrixError as e:
+        raise pytest.UsageError(str(e)) from None
+    return axes
+
+
+def _cache_max(text: str) -> int:
+    try:
+        return parse_bytes(text)
+    except ValueProblem as e:
+        raise pytest.UsageError(f"--mkosi-cache-max={text}: {e.describe()}") from None
+
+
+def _session_started(pytestconfig: pytest.Config) -> float:
+    # xdist workers use the controller's start (see plugin.pytest_configure_node).
+    workerinput = getattr(pytestconfig, "workerinput", None)
+    if workerinput and "mkosi_session_started" in workerinput:
+        return float(workerinput["mkosi_session_started"])
+    return time.time()
+
+# ---- end of the matrix block --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class MkosiOptions:
     """What the user asked of the plugin, validated once."""
 
-    # The configuration directory (None: no --mkosi-config given; mkosi fixtures then cannot run).
-    config_directory: Path | None
+    # The configuration directories (empty: no --mkosi-config given; mkosi tests are then skipped).
+    config_directories: tuple[Path, ...]
     # --mkosi-args as typed overrides of the files (settings by attribute name).
     overrides: Overrides
     rebuild: bool
     cache_directory: Path | None
+    matrix: tuple[Axis, ...] = ()
+    cache_max: int = 20 * 1024**3
+    refresh: str = "daily"
+    session_started: float = field(default_factory=time.time)
+
+    @property
+    def config_directory(self) -> Path | None:
+        """The first configuration (for code that handles one)."""
+        return self.config_directories[0] if self.config_directories else None
 
     @classmethod
     def of(cls, pytestconfig: pytest.Config) -> MkosiOptions:
@@ -46,17 +114,16 @@ class MkosiOptions:
 
     @classmethod
     def read(cls, pytestconfig: pytest.Config) -> MkosiOptions:
-        directory = pytestconfig.getoption("mkosi_config") or None
-        if directory is None and pytestconfig.getini("mkosi_config"):
-            # An ini value is relative to the ini file's directory, as pytest does for its own paths.
-            base = pytestconfig.inipath.parent if pytestconfig.inipath else pytestconfig.rootpath
-            directory = str(base / pytestconfig.getini("mkosi_config"))
         cache_dir = pytestconfig.getoption("mkosi_cache_dir")
         return cls(
-            config_directory=Path(directory) if directory else None,
+            config_directories=_directories(pytestconfig),
             overrides=_parse_args(pytestconfig.getoption("mkosi_args") or ""),
             rebuild=bool(pytestconfig.getoption("mkosi_rebuild")),
             cache_directory=Path(cache_dir) if cache_dir else None,
+            matrix=_axes(pytestconfig),
+            cache_max=_cache_max(pytestconfig.getoption("mkosi_cache_max") or "20G"),
+            refresh=pytestconfig.getoption("mkosi_refresh") or "daily",
+            session_started=_session_started(pytestconfig),
         )
 
 
