@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imagebuild.errors import BuildError
 from imagebuild.installers import apt, apt_get
 
 if TYPE_CHECKING:
@@ -40,6 +41,17 @@ class AptDistribution:
     def install(self, context: Context) -> None:
         setup = self.apt_setup(context)
         tree, keyring = context.package_manager_tree(), self.keyring(context)
+        if context.config.base_trees:
+            # The base trees are an installed system (mmdebstrap would bootstrap over it and fail):
+            # as in mkosi v22, only Packages= go on top, and apt installs just those still missing.
+            if not (context.root / "var/lib/dpkg/status").exists():
+                raise BuildError(
+                    "BaseTrees=: the base trees hold no dpkg database (/var/lib/dpkg/status), so packages "
+                    "cannot be installed on top; build the base image with CleanPackageMetadata=no"
+                )
+            apt_get.install(context, setup, context.root, list(context.config.packages),
+                            package_manager_tree=tree, keyring=keyring)
+            return
         work = apt_get.AptWorkspace.of(context, setup)
         if not work.synced:
             apt_get.sync_lists(context, setup, package_manager_tree=tree, keyring=keyring)
