@@ -579,7 +579,7 @@ _ROWS: tuple[Setting, ...] = (
          help="A tree to take the build tools from; default builds one (mkosi.tools/ if it exists)."),
     choice("ToolsTreeDistribution", "Host", Distribution,
            default_factory=lambda get: get("distribution").default_tools_tree_distribution(),
-           default_doc="the image's distribution (fedora for CentOS, debian for Ubuntu)",
+           default_doc="the image's distribution (fedora for CentOS and its rebuilds, none for custom)",
            help="The distribution of the default tools tree."),
     string("ToolsTreeRelease", "Host", default_factory=default_tools_tree_release, metavar="RELEASE",
            default_doc="the default release of the tools tree distribution",
