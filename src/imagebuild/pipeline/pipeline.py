@@ -33,6 +33,7 @@ from imagebuild.pipeline import (
     scripts,
     support,
     system_setup,
+    tool_checks,
     trees,
 )
 from imagebuild.pipeline.workspace_check import check_workspace
@@ -113,6 +114,8 @@ def preflight(config: Config) -> None:
     distribution_for(config).check(config)
     outputs.producer_for(config)
     scripts.check_scripts(config)
+    # Last: the tools the later stages run (systemd-repart, mkfs.*, ukify, sbsign) and the keys they read.
+    tool_checks.preflight(config)
 
 
 def _run(stages: list[Stage], context: Context) -> None:
@@ -129,6 +132,7 @@ def _needs_metadata_after_install(config: Config) -> bool:
 def run_stages(context: Context) -> None:
     """Steps 1-28 of the execution flow; the caller writes the output format."""
     config = context.config
+    tool_checks.after_default_tools_tree(config, context.tools_tree)
     reusable = config.incremental and incremental.usable(config)
     if reusable and not _needs_metadata_after_install(config):
         # The cached image already holds the base trees and nothing will be installed: skipping the
