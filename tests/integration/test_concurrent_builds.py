@@ -17,9 +17,10 @@ SMALL = "[Distribution]\nDistribution=debian\nRelease=trixie\n[Output]\nFormat=d
 
 
 def start(conf: Path, cache: Path, out: Path) -> subprocess.Popen[str]:
+    # Without the install cache: the builds must really run apt at the same time.
     return subprocess.Popen(
         [sys.executable, "-m", "imagebuild", "-C", str(conf), f"--package-cache-dir={cache}",
-         f"--output-dir={out}", "build"],
+         f"--output-dir={out}", "--no-install-cache", "build"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,19 @@ class AptDistribution:
     def sync_repository_metadata(self, context: Context) -> None:
         apt_get.sync_lists(context, self.apt_setup(context), package_manager_tree=context.package_manager_tree(),
                            keyring=self.keyring(context))
+
+    def repository_metadata_digest(self, context: Context) -> str:
+        """A digest of the repository lists the metadata sync fetched (the install cache's key).
+
+        The Release files are enough: they hold the checksums of every index, so a new package version
+        in the archive changes them.
+        """
+        lists = apt_get.AptWorkspace.of(context, self.apt_setup(context)).lists
+        digest = hashlib.sha256()
+        for path in sorted(lists.iterdir()) if lists.is_dir() else []:
+            if path.is_file() and path.name.endswith(("Release", "InRelease")):
+                digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
 
     def install(self, context: Context) -> None:
         setup = self.apt_setup(context)
