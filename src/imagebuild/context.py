@@ -36,6 +36,8 @@ class Context:
     debug_shell: bool = False
     # The arguments after `build` on the command line, passed on to the build scripts.
     build_script_arguments: tuple[str, ...] = ()
+    # Whether the install cache (pipeline/install_cache.py) may be used; --no-install-cache turns it off.
+    install_cache: bool = True
     # How stages ask for an image of their own (the default initrd): the pipeline's sub_build.
     sub_build: SubBuild = _no_sub_builds
 

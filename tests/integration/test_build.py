@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 def test_build_minimal_example(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = imagebuild("-C", str(MINIMAL), f"--output-dir={out}", "build")
+    # --no-install-cache: the per-user install cache may hold this tree from an earlier run.
+    result = imagebuild("-C", str(MINIMAL), f"--output-dir={out}", "--no-install-cache", "build")
     assert result.returncode == 0, result.stderr
     tree = out / "minimal"
     assert (tree / "usr/lib/systemd/systemd").exists()
@@ -67,7 +68,7 @@ def test_interrupted_build_leaves_nothing_behind(tmp_path: Path) -> None:
     workspaces = tmp_path / "ws"
     proc = subprocess.Popen(
         [sys.executable, "-m", "imagebuild", "-C", str(MINIMAL), f"--output-dir={out}",
-         f"--workspace-dir={workspaces}", "build"],
+         f"--workspace-dir={workspaces}", "--no-install-cache", "build"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     # Wait until the distribution install is under way, then kill the build as a user's Ctrl-C or CI would.

@@ -232,7 +232,7 @@ def test_build_script_directories(tmp_path: Path) -> None:
     (context.root / "bin").symlink_to("usr/bin")
     scripts.run_build_scripts(context)
     scripts.install_build_output(context)
-    assert (tmp_path / "builddir/cached.o").read_text() == "object\n"
+    assert (tmp_path / "builddir/debian~trixie~x86-64/cached.o").read_text() == "object\n"
     assert (context.root / "etc/from-destdir").read_text() == "installed\n"
     # The image's /bin → usr/bin stays a symlink: $DESTDIR/bin goes through it.
     assert (context.root / "bin").is_symlink()

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from imagebuild.installers.apt import cache_hooks
-from imagebuild.installers.apt_cache import PackageCache, restore_lists, save_archives, save_lists
+from imagebuild.installers.apt_cache import PackageCache, link_archives, restore_lists, save_archives, save_lists
 
 
 def run_hook(option: str, root: Path) -> None:
@@ -70,3 +70,29 @@ def test_saving_waits_for_the_lock_of_another_build(tmp_path: Path) -> None:
     assert list((root / "var/cache/apt/archives").iterdir()) == []
     with cache.lock.open() as f:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_only_debs_are_shared_between_builds(tmp_path: Path) -> None:
+    """apt's archives/lock and partial/ stay each build's own: shared, two builds at once block each other."""
+    cache = PackageCache(tmp_path / "cache/debian")
+    options = cache_hooks(cache, tmp_path)
+    setup = next(o for o in options if o.startswith("--setup-hook="))
+    save = next(o for o in options if o.startswith("--customize-hook="))
+    first = tmp_path / "first"
+    archives = first / "var/cache/apt/archives"
+    (archives / "partial").mkdir(parents=True)
+    (archives / "lock").write_text("")
+    (archives / "partial/half_1_amd64.deb").write_text("half")
+    (archives / "pkg_1_amd64.deb").write_text("deb")
+    run_hook(save, first)
+    assert sorted(p.name for p in cache.archives.iterdir()) == ["pkg_1_amd64.deb"]
+    # A cache that older versions filled with apt's lock still lends only its .debs.
+    (cache.archives / "lock").write_text("")
+    (cache.archives / "partial").mkdir()
+    second = tmp_path / "second"
+    second.mkdir()
+    run_hook(setup, second)
+    assert sorted(p.name for p in (second / "var/cache/apt/archives").iterdir()) == ["pkg_1_amd64.deb"]
+    (tmp_path / "third").mkdir()
+    link_archives(cache, tmp_path / "third")
+    assert sorted(p.name for p in (tmp_path / "third/var/cache/apt/archives").iterdir()) == ["pkg_1_amd64.deb"]

@@ -206,7 +206,7 @@ def ubuntu_config(tmp_path: Path, text: str = "") -> Config:
 
 
 def test_ubuntu_jammy_repositories(tmp_path: Path, host: FakeHost) -> None:
-    config = ubuntu_config(tmp_path)
+    config = ubuntu_config(tmp_path, "Release=jammy\n")
     assert config.release == "jammy"
     lines = [r.sources_line() for r in ubuntu.repositories(config, signed_by=ubuntu.KEYRING)]
     signed = "[signed-by=/usr/share/keyrings/ubuntu-archive-keyring.gpg]"
@@ -230,7 +230,7 @@ def test_ubuntu_noble_has_universe_and_arm64_uses_ports(tmp_path: Path, host: Fa
 
 
 def test_ubuntu_mirror_and_local_mirror(tmp_path: Path, host: FakeHost) -> None:
-    config = ubuntu_config(tmp_path, "Mirror=http://m.example/ubuntu/\nLocalMirror=file:///srv/ubuntu\n")
+    config = ubuntu_config(tmp_path, "Release=jammy\nMirror=http://m.example/ubuntu/\nLocalMirror=file:///srv/ubuntu\n")
     assert [r.sources_line() for r in ubuntu.repositories(config)] == ["deb copy:///srv/ubuntu jammy main"]
     image = [r.sources_line() for r in ubuntu.repositories(config, for_image=True)]
     assert image[0] == "deb http://m.example/ubuntu jammy main"
@@ -243,7 +243,8 @@ def test_ubuntu_setup_and_errors(tmp_path: Path, host: FakeHost, monkeypatch: py
     context = make_context(tmp_path, "[Distribution]\nDistribution=ubuntu\n")
     with pytest.raises(BuildError, match=r"missing.gpg is missing on this host: install the package 'ubuntu-keyring'"):
         ubuntu.apt_setup(context)
-    unchecked = make_context(tmp_path / "u", "[Distribution]\nDistribution=ubuntu\nRepositoryKeyCheck=no\n")
+    unchecked = make_context(tmp_path / "u",
+                             "[Distribution]\nDistribution=ubuntu\nRelease=jammy\nRepositoryKeyCheck=no\n")
     setup = ubuntu.apt_setup(unchecked)
     assert (setup.distribution, setup.suite, setup.architecture) == ("ubuntu", "jammy", "amd64")
     assert all("trusted=yes" in r.options for r in setup.build_repositories)

@@ -174,16 +174,18 @@ def test_clean_levels(tmp_path: Path) -> None:
         path.mkdir() if path.suffix == ".cache" else path.write_text("{}")
     packages = conf / "mkosi.cache/packages/debian"
     packages.mkdir(parents=True)
-    (conf / "mkosi.builddir/obj.o").write_text("")
+    build_directory = Path(c.build_directory or "")
+    build_directory.mkdir()
+    (build_directory / "obj.o").write_text("")
 
     clean.clean_image(c, 0)
     assert sorted(p.name for p in out.iterdir()) == ["image_2.tar", "other.tar.zst"]
     assert all(p.exists() for p in incremental.cache_files(c))
     clean.clean_image(c, 1)
     assert not any(p.exists() for p in incremental.cache_files(c))
-    assert packages.exists() and list((conf / "mkosi.builddir").iterdir()) == []
+    assert packages.exists() and list(build_directory.iterdir()) == []
     clean.clean_image(c, 2)
-    assert not packages.exists() and (conf / "mkosi.builddir").is_dir()
+    assert not packages.exists() and build_directory.is_dir()
 
 
 def test_incremental_key_covers_install_inputs_only(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ _FLAGS = {
     "--json": "json",
     "--auto-bump": "auto_bump",
     "--version": "version",
+    "--no-install-cache": "no_install_cache",
 }
 # Command-line-only options with a value: option -> Args field.
 _VALUED = {
@@ -82,6 +83,7 @@ def parse_command_line(argv: Sequence[str]) -> tuple[Args, Overrides]:
         "json": False,
         "auto_bump": False,
         "version": False,
+        "no_install_cache": False,
         "genkey_common_name": "mkosi of %u",
         "genkey_valid_days": "730",
         "doc_format": "auto",
@@ -235,5 +237,6 @@ def parse_command_line(argv: Sequence[str]) -> tuple[Args, Overrides]:
         genkey_valid_days=str(fields["genkey_valid_days"]),
         doc_format=doc_format,
         version=bool(fields["version"]),
+        no_install_cache=bool(fields["no_install_cache"]),
     )
     return args, overrides

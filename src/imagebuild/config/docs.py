@@ -45,6 +45,7 @@ _CLI_ONLY = [
     ("--genkey-common-name=CN", "The common name of keys made by genkey (default: mkosi of %u)."),
     ("--genkey-valid-days=DAYS", "How long keys made by genkey are valid (default: 730)."),
     ("-B, --auto-bump", "Bump the version in mkosi.version after a successful build."),
+    ("--no-install-cache", "Install packages even if the install cache has this installed tree."),
     ("--doc-format=FORMAT", "The format of imagebuild documentation: markdown or man (default: auto)."),
 ]
 

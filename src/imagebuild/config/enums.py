@@ -64,13 +64,13 @@ class Distribution(enum.StrEnum):
     def default_release(self) -> str:
         return _DEFAULT_RELEASES[self]
 
-    def default_tools_tree_distribution(self) -> Distribution:
-        # The man page: CentOS images use a Fedora tools tree, Ubuntu images a Debian one.
-        if self in (Distribution.centos, Distribution.alma, Distribution.rocky, Distribution.rhel,
-                    Distribution.rhel_ubi):
+    def default_tools_tree_distribution(self) -> Distribution | None:
+        # What mkosi v22's code does (its man page says Ubuntu images get a Debian tools tree; the code
+        # gives them an Ubuntu one): CentOS and its rebuilds use Fedora, custom has no default.
+        if self.is_centos_variant():
             return Distribution.fedora
-        if self == Distribution.ubuntu:
-            return Distribution.debian
+        if self == Distribution.custom:
+            return None
         return self
 
     def is_centos_variant(self) -> bool:
@@ -82,7 +82,7 @@ class Distribution(enum.StrEnum):
 _DEFAULT_RELEASES = {
     Distribution.fedora: "39",
     Distribution.debian: "testing",
-    Distribution.ubuntu: "jammy",
+    Distribution.ubuntu: "noble",
     Distribution.arch: "rolling",
     Distribution.opensuse: "tumbleweed",
     Distribution.mageia: "cauldron",

@@ -83,6 +83,10 @@ def make_config(resolver: Resolver, image: str | None, directory: Path, values: 
     values = {k: list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v for k, v in values.items()}
     if values["sign"]:
         values["checksum"] = True
+    if values["build_directory"] is not None:
+        # As mkosi v22: builds of several targets share BuildDirectory= without mixing their objects.
+        target = f"{values['distribution']}~{values['release']}~{values['architecture']}"
+        values["build_directory"] = Path(values["build_directory"]) / target
     values["environment"] = _environment(values)
     return Config(directory=directory, image=image, non_default=non_default, **values)
 

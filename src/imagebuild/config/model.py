@@ -43,6 +43,8 @@ class Args:
     doc_format: str
     # --version was given: print the version and do nothing else.
     version: bool = False
+    # --no-install-cache: install from the archive even if the install cache has the tree.
+    no_install_cache: bool = False
 
 
 # repr and eq are written generically below: generating them for ~140 fields would cost import time.

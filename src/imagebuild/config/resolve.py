@@ -265,8 +265,9 @@ class Resolver:
 
                 return parse_enum(Architecture, value) == host.host().architecture
             if key == "SystemdVersion":
-                from imagebuild.config.versions import version_matches
+                from imagebuild.config.versions import parse_version_condition, version_matches
 
+                parse_version_condition(value)
                 version = host.systemd_version()
                 if version is None:
                     log.warning("%s: SystemdVersion=: systemctl is not available here, the condition fails",
@@ -279,10 +280,9 @@ class Resolver:
                     f"{ctx.where}: {key}= cannot be used in [{section}] (accepted: "
                     f"{', '.join(n + '=' for n in MATCH_NAMES)})" + suggest(key, list(MATCH_NAMES))
                 )
-            current = self.get(setting.attr)
-            if current is None:
-                return False
-            return setting.match(value, current, ctx)
+            # Unset settings go to the matcher too (as None, never matching): a malformed condition is an
+            # error whatever the configuration holds.
+            return setting.match(value, self.get(setting.attr), ctx)
         except ValueProblem as e:
             raise ConfigError(f"{ctx.where}: [{section}] {key}={value}: {e.describe()}") from None
 

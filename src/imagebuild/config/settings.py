@@ -59,7 +59,7 @@ from imagebuild.config.values import (
     path_exists,
     resolve_path,
 )
-from imagebuild.config.versions import compare_versions, version_matches
+from imagebuild.config.versions import compare_versions, parse_version_condition, version_matches
 
 SECTIONS = ("Config", "Distribution", "Output", "Content", "Validation", "Host")
 MATCH_SECTIONS = ("Match", "TriggerMatch")
@@ -128,32 +128,43 @@ def enum_values(enum_type: type[Any]) -> tuple[str, ...]:
 # ---- matchers ----------------------------------------------------------------------------------
 
 
+# Matchers also see conditions on unset settings (value None, never a match), so that a malformed
+# condition is an error whatever the configuration holds.
+
+
 def match_equal(condition: str, value: Any, ctx: Ctx) -> bool:
-    return condition == str(value)
+    if condition[:1] in ("<", ">", "="):
+        # mkosi v22 compares only versions (ImageVersion=, SystemdVersion=) with operators.
+        raise ValueProblem("[Match] compares this setting for equality only; drop the comparison operator "
+                           "(only ImageVersion= and SystemdVersion= take <, <=, >, >=, ==, !=)")
+    return value is not None and condition == str(value)
 
 
 def match_enum(enum_type: type[Any]) -> Callable[[str, Any, Ctx], bool]:
     def match(condition: str, value: Any, ctx: Ctx) -> bool:
-        return bool(parse_enum(enum_type, condition) == value)
+        wanted = parse_enum(enum_type, condition)
+        return value is not None and bool(wanted == value)
 
     return match
 
 
 def match_glob(condition: str, value: Any, ctx: Ctx) -> bool:
-    return fnmatch.fnmatchcase(str(value), condition)
+    return value is not None and fnmatch.fnmatchcase(str(value), condition)
 
 
 def match_version(condition: str, value: Any, ctx: Ctx) -> bool:
-    return version_matches(condition, str(value))
+    parse_version_condition(condition)
+    return value is not None and version_matches(condition, str(value))
 
 
 def match_feature(condition: str, value: Any, ctx: Ctx) -> bool:
-    return bool(parse_feature(condition) == value)
+    wanted = parse_feature(condition)
+    return value is not None and bool(wanted == value)
 
 
 def match_build_sources(condition: str, value: Any, ctx: Ctx) -> bool:
     wanted = condition.strip("/")
-    return any(t.target is not None and str(t.target).strip("/") == wanted for t in value)
+    return any(t.target is not None and str(t.target).strip("/") == wanted for t in value or ())
 
 
 # ---- defaults ----------------------------------------------------------------------------------
@@ -682,7 +693,7 @@ SETTINGS: tuple[Setting, ...] = (
          help="A tree to take the build tools from; default builds one (mkosi.tools/ if it exists)."),
     choice("ToolsTreeDistribution", "Host", Distribution,
            default_factory=lambda get: get("distribution").default_tools_tree_distribution(),
-           default_doc="the image's distribution (fedora for CentOS, debian for Ubuntu)",
+           default_doc="the image's distribution (fedora for CentOS and its rebuilds, none for custom)",
            effect=Effect.INSTALL, matters=relevance.uses_default_tools_tree,
            help="The distribution of the default tools tree."),
     string("ToolsTreeRelease", "Host", default_factory=default_tools_tree_release, metavar="RELEASE",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+from imagebuild.config.errors import ValueProblem
+
 _SEPARATORS = "~-^."
 
 
@@ -118,14 +120,20 @@ class GenericVersion:
 _OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 
 
-def version_matches(condition: str, actual: str) -> bool:
-    """True if actual satisfies a condition like ">=254", "!=1.2" or "1.2" (equality)."""
+def parse_version_condition(condition: str) -> tuple[str, str]:
+    """Split a condition like ">=254" into its operator and version ("1.2" alone means "==1.2")."""
     for op in _OPERATORS:
         if condition.startswith(op):
             wanted = condition[len(op):]
-            break
-    else:
-        op, wanted = "==", condition
+            if not wanted:
+                raise ValueProblem(f"{op!r} needs a version after it", "e.g. >=254, <1.2, !=3, or 1.2 for equality")
+            return op, wanted
+    return "==", condition
+
+
+def version_matches(condition: str, actual: str) -> bool:
+    """True if actual satisfies a condition like ">=254", "!=1.2" or "1.2" (equality)."""
+    op, wanted = parse_version_condition(condition)
     c = compare_versions(actual, wanted)
     return {
         "==": c == 0,

@@ -8,7 +8,9 @@ Layout below the package cache directory, one subdirectory per distribution:
 
 Builds never work in the cache itself: files are hard-linked (or copied, across file systems) into the
 build's tree before apt runs and back out after it, under the lock, so two builds of the same suite at once
-cannot see each other's half-written lists or archives.
+cannot see each other's half-written lists or archives. Only finished .deb files travel between a build and
+the archive cache: apt's archives/lock and partial/ are per build (a shared hard-linked lock would make two
+concurrent builds' apt refuse each other with "Could not get lock").
 """
 
 from __future__ import annotations
@@ -32,6 +34,16 @@ def copy_command(src: str, dst: str, *, link: bool) -> str:
     """Shell that copies the contents of src into dst without replacing files dst has already."""
     flags = "-aln" if link else "-an"
     return f"mkdir -p {dst} && if [ -d {src} ]; then cp {flags} {src}/. {dst}/; fi"
+
+
+def copy_debs_command(src: str, dst: str, *, link: bool) -> str:
+    """Shell that copies the .deb files directly in src into dst, keeping those dst has already.
+
+    Nothing else is carried: not apt's lock, not partial/ (half-downloaded files of that build).
+    """
+    flags = "-aln" if link else "-an"
+    return (f"mkdir -p {dst} && if [ -d {src} ]; then "
+            f"find {src} -mindepth 1 -maxdepth 1 -type f -name '*.deb' -exec cp {flags} -t {dst} -- {{}} +; fi")
 
 
 def replace_command(src: str, dst: str) -> str:
@@ -76,11 +88,16 @@ class PackageCache:
 
     def link_archives_into(self, root: str, *, link: bool) -> str:
         """Shell: the cached .debs into root's apt archive directory ($1 may stand for the root)."""
-        return copy_command(shlex.quote(str(self.archives)), f"{root}{ARCHIVES}", link=link)
+        return copy_debs_command(shlex.quote(str(self.archives)), f"{root}{ARCHIVES}", link=link)
 
     def save_archives_from(self, root: str, *, link: bool) -> str:
-        """Shell: the .debs apt left in root's archive directory into the cache."""
-        return copy_command(f"{root}{ARCHIVES}", shlex.quote(str(self.archives)), link=link)
+        """Shell: the .debs apt left in root's archive directory into the cache.
+
+        Also drops a lock and partial/ that caches written by earlier versions hold, which nothing uses.
+        """
+        cached = shlex.quote(str(self.archives))
+        return (copy_debs_command(f"{root}{ARCHIVES}", cached, link=link)
+                + f" && rm -rf {cached}/lock {cached}/partial")
 
 
 def run_locked(cache: PackageCache, script: str, root: Path, *, what: str) -> None:

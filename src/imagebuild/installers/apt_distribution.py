@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imagebuild.errors import BuildError
 from imagebuild.installers import apt, apt_get
 
 if TYPE_CHECKING:
@@ -37,9 +39,33 @@ class AptDistribution:
         apt_get.sync_lists(context, self.apt_setup(context), package_manager_tree=context.package_manager_tree(),
                            keyring=self.keyring(context))
 
+    def repository_metadata_digest(self, context: Context) -> str:
+        """A digest of the repository lists the metadata sync fetched (the install cache's key).
+
+        The Release files are enough: they hold the checksums of every index, so a new package version
+        in the archive changes them.
+        """
+        lists = apt_get.AptWorkspace.of(context, self.apt_setup(context)).lists
+        digest = hashlib.sha256()
+        for path in sorted(lists.iterdir()) if lists.is_dir() else []:
+            if path.is_file() and path.name.endswith(("Release", "InRelease")):
+                digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        return digest.hexdigest()
+
     def install(self, context: Context) -> None:
         setup = self.apt_setup(context)
         tree, keyring = context.package_manager_tree(), self.keyring(context)
+        if context.config.base_trees:
+            # The base trees are an installed system (mmdebstrap would bootstrap over it and fail):
+            # as in mkosi v22, only Packages= go on top, and apt installs just those still missing.
+            if not (context.root / "var/lib/dpkg/status").exists():
+                raise BuildError(
+                    "BaseTrees=: the base trees hold no dpkg database (/var/lib/dpkg/status), so packages "
+                    "cannot be installed on top; build the base image with CleanPackageMetadata=no"
+                )
+            apt_get.install(context, setup, context.root, list(context.config.packages),
+                            package_manager_tree=tree, keyring=keyring)
+            return
         work = apt_get.AptWorkspace.of(context, setup)
         if not work.synced:
             apt_get.sync_lists(context, setup, package_manager_tree=tree, keyring=keyring)

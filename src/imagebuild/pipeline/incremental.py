@@ -62,7 +62,8 @@ def cache_files(config: Config) -> list[Path]:
     return list(found) if found is not None else []
 
 
-def _copy_contents(source: Path, destination: Path) -> None:
+def copy_contents(source: Path, destination: Path) -> None:
+    """cp -a with reflinks where the file system has them (never shutil.copytree on an image root)."""
     destination.mkdir(parents=True, exist_ok=True)
     run(["cp", "-a", "--reflink=auto", f"{source}/.", os.fspath(destination)], what=f"copying {source}")
 
@@ -94,9 +95,9 @@ def restore(context: Context) -> None:
     assert found is not None
     root, overlay, _ = found
     logger.info("Reusing the cached image %s", root)
-    _copy_contents(root, context.root)
+    copy_contents(root, context.root)
     if overlay.is_dir():
-        _copy_contents(overlay, context.build_overlay)
+        copy_contents(overlay, context.build_overlay)
 
 
 def drop(config: Config) -> None:
@@ -121,9 +122,9 @@ def save(context: Context) -> None:
     for stale in (staged_root, staged_overlay):
         if stale.exists():
             shutil.rmtree(stale)
-    _copy_contents(context.root, staged_root)
+    copy_contents(context.root, staged_root)
     if context.build_overlay.is_dir() and any(context.build_overlay.iterdir()):
-        _copy_contents(context.build_overlay, staged_overlay)
+        copy_contents(context.build_overlay, staged_overlay)
         staged_overlay.rename(overlay)
     staged_root.rename(root)
     staged_record = record.with_name(record.name + ".new")

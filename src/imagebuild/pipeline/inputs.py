@@ -116,6 +116,9 @@ def build_places(config: Config) -> frozenset[Path]:
     for s in SETTINGS:
         if s.files is Files.LOCATION:
             found.update(host_paths(getattr(config, s.attr)))
+    if config.build_directory is not None:
+        # BuildDirectory= as configured is the parent of the <distribution>~<release>~<arch> one builds use.
+        found.add(Path(config.build_directory).parent)
     return frozenset(Path(os.path.realpath(p)) for p in found)
 
 

@@ -30,10 +30,12 @@ from imagebuild.pipeline import (
     firstboot,
     host_keys,
     incremental,
+    install_cache,
     repository,
     scripts,
     support,
     system_setup,
+    tool_checks,
     trees,
 )
 from imagebuild.pipeline.workspace_check import check_workspace
@@ -65,8 +67,8 @@ def _install_distribution(context: Context) -> None:
 PREPARE_WORKSPACE: list[Stage] = [
     ("copy package manager trees", repository.install_package_manager_trees),
     ("sync repository metadata", repository.sync_repository_metadata),
-    ("copy base trees", trees.install_base_trees),
 ]
+BASE_TREES: Stage = ("copy base trees", trees.install_base_trees)
 
 # Steps 5-10: what an incremental cache (step 4, 11) stands in for.
 INSTALL: list[Stage] = [
@@ -118,6 +120,8 @@ def preflight(config: Config) -> None:
     distribution_for(config).check(config)
     outputs.producer_for(config)
     scripts.check_scripts(config)
+    # Last: the tools the later stages run (systemd-repart, mkfs.*, ukify, sbsign) and the keys they read.
+    tool_checks.preflight(config)
 
 
 def _run(stages: list[Stage], context: Context) -> None:
@@ -131,9 +135,28 @@ def _needs_metadata_after_install(config: Config) -> bool:
     return bool(config.build_scripts or config.postinst_scripts or config.finalize_scripts)
 
 
+def _install(context: Context) -> None:
+    """Steps 3 and 5-10, or a copy of their result from the install cache; the image is then cached."""
+    entry = install_cache.entry_for(context)
+    if entry is not None:
+        with step("copy the installed tree from the install cache"):
+            restored = install_cache.restore(context, entry)
+        if not restored:
+            logger.info("No installed tree in the install cache for this configuration and repository "
+                        "metadata yet: installing")
+    if entry is None or not restored:
+        _run([BASE_TREES, *INSTALL], context)
+        if entry is not None:
+            with step("save the installed tree in the install cache"):
+                install_cache.save(context, entry)
+    with step("cache the image"):
+        incremental.save(context)
+
+
 def run_stages(context: Context) -> None:
     """Steps 1-28 of the execution flow; the caller writes the output format."""
     config = context.config
+    tool_checks.after_default_tools_tree(config, context.tools_tree)
     reusable = config.incremental and incremental.usable(config)
     if reusable and not _needs_metadata_after_install(config):
         # The cached image already holds the base trees and nothing will be installed: skipping the
@@ -145,9 +168,7 @@ def run_stages(context: Context) -> None:
         with step("restore the cached image"):
             incremental.restore(context)
     else:
-        _run(INSTALL, context)
-        with step("cache the image"):
-            incremental.save(context)
+        _install(context)
     _run(BUILD, context)
     if str(config.format) == "none":
         # Step 13: with Format=none only the build scripts' output matters.
@@ -173,7 +194,8 @@ def _artifact_symlink(context: Context, main: Path) -> Path | None:
 
 
 def build_image(config: Config, *, force: int = 0, keep_workspace_on_failure: bool = False,
-                debug_shell: bool = False, build_script_arguments: tuple[str, ...] = ()) -> BuildResult:
+                debug_shell: bool = False, build_script_arguments: tuple[str, ...] = (),
+                use_install_cache: bool = True) -> BuildResult:
     """Build one image and publish its artifacts atomically into the output directory."""
     preflight(config)
     destination = output_path(config)
@@ -190,6 +212,7 @@ def build_image(config: Config, *, force: int = 0, keep_workspace_on_failure: bo
                 config.release, config.architecture, config.format)
     with Workspace(config, keep_on_failure=keep_workspace_on_failure, sub_build=sub_build) as context:
         context.debug_shell = debug_shell
+        context.install_cache = use_install_cache
         context.build_script_arguments = build_script_arguments
         run_stages(context)
         with step(f"write the {config.format} output"):

@@ -22,7 +22,8 @@ def run(args: Args, images: list[Config]) -> int:
         current_version(version_directory(args))  # -B without mkosi.version fails before building
     for config in images:
         build_image(config, force=args.force, keep_workspace_on_failure=args.debug_workspace,
-                    debug_shell=args.debug_shell, build_script_arguments=tuple(args.cmdline))
+                    debug_shell=args.debug_shell, build_script_arguments=tuple(args.cmdline),
+                    use_install_cache=not args.no_install_cache)
     if args.auto_bump:
         # -B: the next build gets the next version.
         bump_version_file(version_directory(args))

@@ -29,8 +29,9 @@ def test_other_distribution_uses_its_default_release(tree: Tree) -> None:
     assert tree.one().release == "39"
     tree.write("mkosi.conf", "[Distribution]\nDistribution=ubuntu\n")
     c = tree.one()
-    assert c.release == "jammy" and c.tools_tree_distribution == Distribution.debian
-    assert c.tools_tree_release == "testing"
+    # mkosi v22's code (not its man page): Ubuntu defaults to noble, with an Ubuntu tools tree.
+    assert c.release == "noble" and c.tools_tree_distribution == Distribution.ubuntu
+    assert c.tools_tree_release == "noble"
 
 
 def test_minimal_example_tree(tree: Tree) -> None:
@@ -67,7 +68,10 @@ def test_minimal_example_tree(tree: Tree) -> None:
 )
 def test_default_directories(tree: Tree, name: str, attr: str) -> None:
     tree.mkdir(name)
-    assert getattr(tree.one(), attr) == tree.root / name
+    c = tree.one()
+    # mkosi v22 builds in a subdirectory of the build directory per distribution, release and architecture.
+    target = f"{c.distribution}~{c.release}~{c.architecture}" if attr == "build_directory" else ""
+    assert getattr(c, attr) == tree.root / name / target
 
 
 @pytest.mark.parametrize(

@@ -172,6 +172,15 @@ def test_default_looked_at_by_match_is_kept(tree: Tree) -> None:
         ("[Match]\nDistribution=", "needs a value"),
         ("[Match]\nDistribution=debain", "'debain' is not a valid value (accepted: fedora, debian"),
         ("[TriggerMatch]\nFormat=qcow2", "'qcow2' is not a valid value"),
+        # A comparison operator with nothing to compare with, whether the setting is set or not.
+        ("[Match]\nImageVersion=<", "ImageVersion=<: '<' needs a version after it"),
+        ("[Match]\nImageVersion=!>=", "'>=' needs a version after it"),
+        ("[Match]\nImageVersion=|==", "'==' needs a version after it"),
+        ("[Match]\nSystemdVersion=>=", "SystemdVersion=>=: '>=' needs a version after it"),
+        # Release= has no version comparisons in mkosi v22.
+        ("[Match]\nRelease=>=", "Release=>=: [Match] compares this setting for equality only"),
+        ("[Match]\nRelease=<trixie", "drop the comparison operator"),
+        ("[Match]\nProfile=>=", "Profile=>=: [Match] compares this setting for equality only"),
     ],
 )
 def test_bad_conditions(tree: Tree, text: str, message: str) -> None:
@@ -181,7 +190,16 @@ def test_bad_conditions(tree: Tree, text: str, message: str) -> None:
     assert "50-probe.conf:2:" in str(e.value)
 
 
+def test_image_version_condition_on_a_set_version_is_checked_too(tree: Tree) -> None:
+    with pytest.raises(ConfigError) as e:
+        included(tree, "[Match]\nImageVersion=>", base="[Output]\nImageVersion=1.2\n")
+    assert "50-probe.conf:2: [Match] ImageVersion=>: '>' needs a version after it" in str(e.value)
+    assert included(tree, "[Match]\nImageVersion=>1", base="[Output]\nImageVersion=1.2\n")
+
+
 def test_systemd_version_without_systemctl_fails_the_condition(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
     set_host(HostFacts(Distribution.debian, "bookworm", Architecture.x86_64, None))
     monkeypatch.setenv("PATH", "/nonexistent")
     assert included(tree, "[Match]\nSystemdVersion=>=1") is False
+    with pytest.raises(ConfigError, match="needs a version after it"):
+        included(tree, "[Match]\nSystemdVersion=>=")

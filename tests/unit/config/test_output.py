@@ -120,3 +120,36 @@ def test_help_lists_every_option() -> None:
             assert option in text, option
     for option in ("--force", "--directory", "--json", "--auto-bump", "--doc-format", "--genkey-valid-days"):
         assert option in text
+
+
+def summary_of(tree: Tree, *argv: str) -> tuple[str, dict[str, object]]:
+    args, images = load(["-C", str(tree.root), *argv, "summary"])
+    return format_summary(args, images), to_json_dict(images[0])
+
+
+def test_build_directory_has_mkosi_v22s_per_target_subdirectory(tree: Tree) -> None:
+    # mkosi v22 appends <distribution>~<release>~<architecture>, so builds of several targets can share it.
+    tree.write("mkosi.conf", "[Distribution]\nDistribution=debian\nRelease=trixie\nArchitecture=arm64\n")
+    tree.mkdir("mkosi.builddir")
+    text, j = summary_of(tree)
+    expected = tree.root / "mkosi.builddir/debian~trixie~arm64"
+    assert f"Build Directory: {expected}\n" in text
+    assert j["BuildDirectory"] == str(expected)
+    text, j = summary_of(tree, "--build-dir", "/srv/bd", "-d", "ubuntu", "-r", "noble", "--architecture=x86-64")
+    assert "Build Directory: /srv/bd/ubuntu~noble~x86-64\n" in text
+    assert j["BuildDirectory"] == "/srv/bd/ubuntu~noble~x86-64"
+
+
+def test_build_directory_unset_stays_unset(tree: Tree) -> None:
+    tree.write("mkosi.conf", "[Distribution]\nDistribution=debian\n")
+    _, j = summary_of(tree)
+    assert j["BuildDirectory"] is None
+
+
+def test_ubuntu_defaults_are_mkosi_v22s(tree: Tree) -> None:
+    # mkosi v22 (distributions/ubuntu.py): noble, and an Ubuntu tools tree of the same default release.
+    tree.write("mkosi.conf", "[Distribution]\nDistribution=ubuntu\n")
+    text, j = summary_of(tree)
+    assert (j["Release"], j["ToolsTreeDistribution"], j["ToolsTreeRelease"]) == ("noble", "ubuntu", "noble")
+    assert "Release: noble\n" in text
+    assert "Tools Tree Distribution: ubuntu\n" in text and "Tools Tree Release: noble\n" in text
