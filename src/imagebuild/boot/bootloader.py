@@ -1,4 +1,4 @@
-"""Install systemd-boot into the ESP tree and prepare Secure Boot; trim the image's kernel modules.
+"""Install systemd-boot or grub (boot/grub.py) into the ESP tree and prepare Secure Boot; trim kernel modules.
 
 This stage runs before depmod (pipeline.CUSTOMIZE), so it is also where KernelModulesInclude=/Exclude=/
 IncludeHost= remove modules from the image: depmod then rewrites the module indexes for what is left.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from typing import TYPE_CHECKING
 
-from imagebuild.boot import modules
+from imagebuild.boot import grub, modules
 from imagebuild.boot.esp import bootable_kernels, efi_architecture, esp_tree
 from imagebuild.boot.kernel import find_kernels
 from imagebuild.boot.secure_boot import sign, write_enrollment_files
@@ -71,9 +71,8 @@ def install_bootloader(context: Context) -> None:
     trim_kernel_modules(context)
     if not bootable_kernels(context):
         return
-    bootloader = context.config.bootloader
-    if bootloader == Bootloader.grub:
-        raise BuildError("not supported yet: Bootloader=grub (use systemd-boot or uki)")
-    if bootloader == Bootloader.systemd_boot:
+    # Bootloader=grub and BiosBootloader=grub (the latter goes with any Bootloader=).
+    grub.install_grub(context)
+    if context.config.bootloader == Bootloader.systemd_boot:
         install_systemd_boot(context)
     # Bootloader=uki: the UKI itself is the boot loader (EFI/BOOT/BOOT<ARCH>.EFI, see uki.py).

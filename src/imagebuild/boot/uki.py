@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imagebuild.boot import grub
 from imagebuild.boot.esp import bootable_kernels, efi_architecture, esp_tree
 from imagebuild.boot.initrd import build_default_initrd, build_modules_initrd
 from imagebuild.boot.kernel import Kernel
@@ -181,58 +182,84 @@ def initrds_for(context: Context, kernel: Kernel, default_initrd: list[Path]) ->
     return initrds
 
 
-def write_type1_entry(context: Context, kernel: Kernel, initrds: list[Path], cmdline: list[str]) -> Path:
+@dataclass(frozen=True)
+class Type1Entry:
+    """A boot loader spec type 1 entry and the files in the ESP it names."""
+
+    conf: Path
+    linux: Path
+    initrds: list[Path]
+
+
+def write_type1_entry(context: Context, kernel: Kernel, initrds: list[Path], cmdline: list[str]) -> Type1Entry:
     """Kernel and initrds in the ESP under the entry token and a boot loader spec type 1 entry for them."""
     esp = esp_tree(context)
     token = context.config.image_id or str(context.config.distribution)
     directory = esp / token / kernel.version
     directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(kernel.image, directory / "linux")
+    linux = directory / "linux"
+    shutil.copyfile(kernel.image, linux)
     lines = [f"title {token} {kernel.version}", f"version {kernel.version}", f"linux /{token}/{kernel.version}/linux"]
+    copies = []
     for number, initrd in enumerate(initrds):
-        shutil.copyfile(initrd, directory / f"initrd{number}")
+        copies.append(directory / f"initrd{number}")
+        shutil.copyfile(initrd, copies[-1])
         lines.append(f"initrd /{token}/{kernel.version}/initrd{number}")
     lines.append("options " + " ".join(cmdline))
     entry = esp / "loader/entries" / f"{entry_name(context, kernel)}.conf"
     entry.parent.mkdir(parents=True, exist_ok=True)
     entry.write_text("\n".join(lines) + "\n")
-    return entry
+    return Type1Entry(entry, linux, copies)
 
 
 def build_unified_kernel_images(context: Context) -> None:
     config = context.config
     kernels = bootable_kernels(context)
-    if not kernels or config.bootloader == Bootloader.none:
+    bios_grub = grub.state(context).bios
+    if not kernels or (config.bootloader == Bootloader.none and not bios_grub):
         return
-    if config.bootloader == Bootloader.grub:
-        raise BuildError("not supported yet: Bootloader=grub (use systemd-boot or uki)")
     if config.bootloader == Bootloader.uki:
         # A single UKI, of the newest kernel, is the boot loader itself.
         kernels = kernels[:1]
     default_initrd = [] if config.initrds else [build_default_initrd(context)]
     cmdline = kernel_command_line(context)
-    esp = esp_tree(context)
-    if not want_ukis(context):
-        if config.bootloader == Bootloader.uki:
-            raise BuildError("Bootloader=uki needs ukify")
-        for kernel in kernels:
-            write_type1_entry(context, kernel, initrds_for(context, kernel, default_initrd), cmdline)
-        return
-    sign_pcrs = want_signed_pcrs(context)
+    if grub.state(context).efi or bios_grub:
+        # grub sets no LoaderDevicePartUUID for the initrd to find the root by, and a UKI it chainloads
+        # has no way to learn the partition either: name it.
+        cmdline += grub.root_parameter(context, cmdline)
+    ukis = config.bootloader != Bootloader.none and want_ukis(context)
+    if not ukis and config.bootloader == Bootloader.uki:
+        raise BuildError("Bootloader=uki needs ukify")
+    sign_pcrs = want_signed_pcrs(context) if ukis else False
     for kernel in kernels:
-        if config.bootloader == Bootloader.uki:
-            output = esp / "EFI/BOOT" / f"BOOT{efi_architecture(config).upper()}.EFI"
-        else:
-            output = esp / "EFI/Linux" / f"{entry_name(context, kernel)}.efi"
-        request = UkiRequest(
-            kernel=kernel,
-            initrds=initrds_for(context, kernel, default_initrd),
-            cmdline=cmdline,
-            os_release=os_release(context.root),
-            output=output,
-            stub=image_stub(context),
-            sign=config.secure_boot,
-            sign_pcrs=sign_pcrs,
-        )
-        build_uki(context, request)
-        logger.info("Built %s (command line: %s)", output.relative_to(context.root), " ".join(cmdline))
+        initrds = initrds_for(context, kernel, default_initrd)
+        if ukis:
+            build_kernel_uki(context, kernel, initrds, cmdline, sign_pcrs)
+        if not ukis or bios_grub:
+            # BIOS grub cannot start a UKI: it boots the kernel and initrds of a type 1 entry.
+            entry = write_type1_entry(context, kernel, initrds, cmdline)
+            grub.add_type1_entry(context, entry.conf.stem, entry.linux, entry.initrds, cmdline, with_ukis=ukis)
+
+
+def build_kernel_uki(context: Context, kernel: Kernel, initrds: list[Path], cmdline: list[str],
+                     sign_pcrs: bool) -> Path:
+    config = context.config
+    esp = esp_tree(context)
+    if config.bootloader == Bootloader.uki:
+        output = esp / "EFI/BOOT" / f"BOOT{efi_architecture(config).upper()}.EFI"
+    else:
+        output = esp / "EFI/Linux" / f"{entry_name(context, kernel)}.efi"
+    request = UkiRequest(
+        kernel=kernel,
+        initrds=initrds,
+        cmdline=cmdline,
+        os_release=os_release(context.root),
+        output=output,
+        stub=image_stub(context),
+        sign=config.secure_boot,
+        sign_pcrs=sign_pcrs,
+    )
+    build_uki(context, request)
+    logger.info("Built %s (command line: %s)", output.relative_to(context.root), " ".join(cmdline))
+    grub.add_uki_entry(context, output)
+    return output

@@ -5,7 +5,8 @@
    (context.artifacts/repart.json) has the verity root hash, which the boot chain puts on the UKIs'
    command line (repart.verity_kernel_parameters).
 2. `produce` (the output stage) runs repart again on the same image: it fills the reserved partitions from
-   the root's /boot and /efi (now with the UKIs) and, with SplitArtifacts=, writes the split files.
+   the root's /boot and /efi (now with the UKIs) and, with SplitArtifacts=, writes the split files;
+   then grub-bios-setup writes BIOS grub into it (BiosBootloader=grub, boot/grub.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imagebuild.boot import grub
 from imagebuild.outputs import naming
 from imagebuild.outputs.compress import compress
 from imagebuild.outputs.partitions import disk_definition_directories
@@ -79,6 +81,8 @@ def produce(context: Context) -> list[Path]:
         context, image, _definitions(context), create=False, split=context.config.split_artifacts,
         what="systemd-repart (disk image, ESP and split artifacts)",
     )
+    # BiosBootloader=grub: the core image goes into the BIOS boot partition of the finished disk.
+    grub.setup_bios(context, image, [p.type for p in partitions])
     split = [p.split_path for p in partitions if p.split_path is not None and p.split_path.exists()]
     return compress_artifacts(context, [image, *split])
 

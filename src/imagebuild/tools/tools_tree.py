@@ -51,10 +51,11 @@ TREE_LAYOUT_VERSION = 1
 DEBIAN_PACKAGES = (
     "acl", "apt", "attr", "bash", "btrfs-progs", "bubblewrap", "ca-certificates", "coreutils", "cpio",
     "cryptsetup-bin", "curl", "debian-keyring", "diffutils", "dosfstools", "e2fsprogs", "erofs-utils", "fdisk",
-    "findutils", "grep", "ipxe-qemu", "jq", "kmod", "less", "mtools", "openssh-client", "openssl", "ovmf",
-    "python3-pefile", "qemu-system-x86", "qemu-utils", "sbsigntool", "seabios", "sed", "socat", "squashfs-tools",
-    "strace", "swtpm", "swtpm-tools", "systemd", "systemd-boot-efi", "systemd-boot-tools", "systemd-container",
-    "systemd-repart", "systemd-ukify", "tar", "tpm2-tools", "udev", "util-linux", "xfsprogs", "xz-utils", "zstd",
+    "findutils", "grep", "grub-common", "grub-pc-bin", "ipxe-qemu", "jq", "kmod", "less", "mtools",
+    "openssh-client", "openssl", "ovmf", "policycoreutils", "python3-pefile", "qemu-system-x86", "qemu-utils",
+    "sbsigntool", "seabios", "sed", "socat", "squashfs-tools", "strace", "swtpm", "swtpm-tools", "systemd",
+    "systemd-boot-efi", "systemd-boot-tools", "systemd-container", "systemd-repart", "systemd-ukify", "tar",
+    "tpm2-tools", "udev", "util-linux", "xfsprogs", "xz-utils", "zstd",
 )
 
 # ToolsTreeRelease= defaults to the distribution's default release ("testing" for Debian); a moving
