@@ -32,11 +32,15 @@ def test_the_real_world_directory_config_passes(tmp_path: Path) -> None:
     check_supported(c)
 
 
-def test_grub_for_a_disk_image_is_refused_with_advice(tmp_path: Path) -> None:
-    c = config(tmp_path, "[Output]\nFormat=disk\n[Content]\nBootloader=grub\n")
-    with pytest.raises(BuildError, match=r"not supported yet: Bootloader=grub: use Bootloader=systemd-boot or "
-                                         r"Bootloader=uki"):
+def test_shim_for_a_disk_image_is_refused_with_advice(tmp_path: Path) -> None:
+    c = config(tmp_path, "[Output]\nFormat=disk\n[Content]\nShimBootloader=signed\n")
+    with pytest.raises(BuildError, match=r"not supported yet: ShimBootloader=signed: use ShimBootloader=none"):
         check_supported(c)
+
+
+@pytest.mark.parametrize("setting", ["Bootloader=grub", "BiosBootloader=grub"])
+def test_grub_is_built_now(setting: str, tmp_path: Path) -> None:
+    check_supported(config(tmp_path, f"[Output]\nFormat=disk\n[Content]\n{setting}\n"))
 
 
 # Format=uki is its own boot loader, but it has an initrd, so MicrocodeHost= matters to it (below).
@@ -58,9 +62,8 @@ def test_the_boot_loaders_the_builder_installs_are_accepted(bootloader: str, tmp
 
 
 @pytest.mark.parametrize(("text", "name"), [
-    ("[Output]\nFormat=disk\n[Content]\nBiosBootloader=grub\n", "BiosBootloader"),
     ("[Output]\nFormat=esp\n[Content]\nShimBootloader=signed\n", "ShimBootloader"),
-    ("[Output]\nFormat=directory\n[Content]\nBootable=yes\nBootloader=grub\n", "Bootloader"),
+    ("[Output]\nFormat=directory\n[Content]\nBootable=yes\nShimBootloader=unsigned\n", "ShimBootloader"),
     ("[Output]\nFormat=uki\n[Content]\nMicrocodeHost=yes\n", "MicrocodeHost"),
 ])
 def test_boot_loader_settings_of_bootable_images_are_refused(text: str, name: str, tmp_path: Path) -> None:

@@ -508,13 +508,9 @@ SETTINGS: tuple[Setting, ...] = (
             help="Make the image bootable (auto: if a kernel and bootloader are found)."),
     choice("Bootloader", "Content", Bootloader, default=Bootloader.systemd_boot,
            matters=relevance.gets_boot_loader,
-           not_yet=NotYet("use Bootloader=systemd-boot or Bootloader=uki",
-                          needed_by=lambda c: c.bootloader == Bootloader.grub),
            help="The UEFI boot loader: none, systemd-boot, uki or grub."),
     choice("BiosBootloader", "Content", BiosBootloader, default=BiosBootloader.none, label="BIOS Bootloader",
            matters=lambda c: relevance.gets_boot_loader(c) and c.bios_bootloader != BiosBootloader.none,
-           not_yet=NotYet("only UEFI boot loaders are installed; use BiosBootloader=none and boot with UEFI "
-                          "(QemuFirmware=uefi)"),
            help="The BIOS boot loader: none or grub."),
     choice("ShimBootloader", "Content", ShimBootloader, default=ShimBootloader.none,
            matters=lambda c: relevance.gets_uefi_boot_loader(c) and c.shim_bootloader != ShimBootloader.none,
