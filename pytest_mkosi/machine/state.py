@@ -65,11 +65,26 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(pid: int, sig: int = signal.SIGKILL) -> None:
-    """Signal a process and everything below it (for nspawn: the container's init, hence its pid namespace)."""
-    for target in [*_descendants(pid), pid]:
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def kill_tree(pid: int, *, grace: float = 10.0) -> None:
+    """SIGKILL everything below a process, give it `grace` seconds to see its children die and exit, then
+    SIGKILL it too. For systemd-nspawn the child is the container's init: killing it ends the container's
+    pid namespace, and nspawn reaps it, so nothing is left to the host's init as a zombie."""
+    for target in _descendants(pid):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(target, sig)
+            os.kill(target, signal.SIGKILL)
+    deadline = time.monotonic() + grace
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def recorded_processes(directory: Path) -> list[int]:

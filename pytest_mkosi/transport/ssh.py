@@ -126,13 +126,16 @@ class SshConnection:
         marker = f"<pytest-mkosi-end-{secrets.token_hex(12)}>"
         line = f"printf '%s\\n' $$; {command}\nrc=$?; printf %s '{marker}'; printf %s '{marker}' >&2; exit $rc"
         started = time.monotonic()
-        channel = transport.open_session(timeout=30.0)
+        try:
+            channel = transport.open_session(timeout=30.0)
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            raise ConnectionError(f"the SSH connection to the machine went down: {e}") from None
         try:
             channel.exec_command(line)
             channel.shutdown_write()
             streams = _Streams(marker.encode(), on_line)
-            complete = streams.collect(channel, None if timeout is None else started + timeout)
-            if not complete:
+            outcome = streams.collect(channel, None if timeout is None else started + timeout)
+            if outcome == "timeout":
                 self._kill_group(streams.group)
                 streams.collect(channel, time.monotonic() + KILL_GRACE)
             status = channel.recv_exit_status() if channel.exit_status_ready() else -1
@@ -140,7 +143,9 @@ class SshConnection:
             channel.close()
         duration = time.monotonic() - started
         stdout, stderr = streams.text()
-        if not complete:
+        if outcome == "closed":
+            raise ConnectionError(f"the connection to the machine went down while running: {display}")
+        if outcome == "timeout":
             raise CommandTimeout(display, timeout or 0.0, stdout, stderr)
         return CommandResult(display, status, stdout, stderr, duration)
 
@@ -178,15 +183,18 @@ class _Streams:
     out: _Stream = field(default_factory=lambda: _Stream("stdout"))
     err: _Stream = field(default_factory=lambda: _Stream("stderr"))
 
-    def collect(self, channel: paramiko.Channel, deadline: float | None) -> bool:
+    def collect(self, channel: paramiko.Channel, deadline: float | None) -> str:
         """Read both streams together (neither may fill its window and block the other) until both showed
-        the end marker and the exit status is in, or EOF. False when `deadline` passed first."""
+        the end marker and the exit status is in, or EOF. Returns "done", "timeout" (`deadline` passed) or
+        "closed" (the connection went down under the command: the guest rebooted or powered off)."""
         while True:
             self._drain(channel)
+            if channel.closed and not channel.eof_received:
+                return "closed"
             if channel.eof_received or (self.out.done and self.err.done):
                 break
             if deadline is not None and time.monotonic() > deadline:
-                return False
+                return "timeout"
             # The channel's fd wakes us for data on either stream and for EOF.
             select.select([channel], [], [], 0.5)
         # The exit status follows the output; it does not wake the fd, but its event does.
@@ -195,7 +203,7 @@ class _Streams:
         self._drain(channel)
         self._emit(self.out, final=True)
         self._emit(self.err, final=True)
-        return channel.exit_status_ready()
+        return "done" if channel.exit_status_ready() else "timeout"
 
     def _drain(self, channel: paramiko.Channel) -> None:
         while channel.recv_ready():

@@ -16,6 +16,7 @@ class FakeChannel:
     def __init__(self, out: list[bytes], err: list[bytes], *, eof: bool = False, status: bool = True) -> None:
         self.out, self.err = list(out), list(err)
         self.eof_received = eof
+        self.closed = False
         self.status_event = threading.Event()
         if status:
             self.status_event.set()
@@ -51,7 +52,7 @@ class FakeChannel:
 def test_header_gives_the_process_group_and_markers_end_both_streams() -> None:
     with FakeChannel([b"41", b"7\nhel", b"lo\n<end-", b"123>late output"], [b"oops\n<end-123>"]) as channel:
         streams = _Streams(MARKER, None)
-        assert streams.collect(channel, None)  # type: ignore[arg-type]
+        assert streams.collect(channel, None) == "done"  # type: ignore[arg-type]
     assert streams.group == 417
     assert streams.text() == ("hello\n", "oops\n")
 
@@ -59,14 +60,14 @@ def test_header_gives_the_process_group_and_markers_end_both_streams() -> None:
 def test_no_marker_yet_and_the_deadline_passed_is_incomplete() -> None:
     with FakeChannel([b"5\nworking\n"], [], status=False) as channel:
         streams = _Streams(MARKER, None)
-        assert not streams.collect(channel, 0.0)  # type: ignore[arg-type]
+        assert streams.collect(channel, 0.0) == "timeout"  # type: ignore[arg-type]
     assert streams.group == 5 and streams.text()[0] == "working\n"
 
 
 def test_eof_without_marker_ends_too() -> None:
     with FakeChannel([b"5\n"], [b"bash: syntax error\n"], eof=True) as channel:
         streams = _Streams(MARKER, None)
-        assert streams.collect(channel, None)  # type: ignore[arg-type]
+        assert streams.collect(channel, None) == "done"  # type: ignore[arg-type]
     assert streams.text() == ("", "bash: syntax error\n")
 
 
@@ -74,6 +75,14 @@ def test_lines_are_streamed_whole_as_they_come() -> None:
     seen: list[tuple[str, str]] = []
     with FakeChannel([b"1\nfirst li", b"ne\nsecond", b" line<end-123>"], [b"e1\n<end-123>"]) as channel:
         streams = _Streams(MARKER, lambda name, line: seen.append((name, line)))
-        streams.collect(channel, None)  # type: ignore[arg-type]
+        assert streams.collect(channel, None) == "done"  # type: ignore[arg-type]
     assert seen.index(("stdout", "first line")) < seen.index(("stdout", "second line"))
     assert sorted(seen) == [("stderr", "e1"), ("stdout", "first line"), ("stdout", "second line")]
+
+
+def test_a_channel_closed_under_us_ends_without_waiting_for_the_deadline() -> None:
+    with FakeChannel([b"5\npartial"], [], status=False) as channel:
+        channel.closed = True  # the guest went down mid-command
+        streams = _Streams(MARKER, None)
+        assert streams.collect(channel, None) == "closed"  # type: ignore[arg-type]
+    assert streams.text()[0] == "partial"
