@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_mkosi.machine.state import state_parent
 from tests.helpers import MINIMAL
 
 
@@ -220,3 +221,4 @@ def test_wait(mkosi_machine):
     output = proc.communicate(timeout=120)[0]
     assert "KeyboardInterrupt" in output
     assert nspawn_processes(name) == []
+    assert not (state_parent() / name).exists()  # keys, sockets and overlay went with it
