@@ -2,9 +2,12 @@
 
 Every machine keeps its keys, sockets, console log and overlay in `<parent>/<name>/` (parent:
 /run/pytest-mkosi as root, else $TMPDIR/pytest-mkosi-<uid>). While a session uses it, the directory's `lock`
-file is flock'd by the session and by a small reaper process (machine/reaper.py) that waits for the session
+file is flock'd by the session and by a small reaper process (`reaper_main` below) that waits for the session
 to end: when the session dies in any way, even by SIGKILL, the reaper kills the machine's recorded processes
 and removes the directory. A directory whose lock nobody holds is stale and is swept by the next session.
+
+The reaper is this file run as a script (`python -I state.py DIR FD`): it needs only the standard library,
+so it starts in a few milliseconds instead of importing the plugin.
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ class StateDir:
         # The reaper's end of the pipe reads EOF when this process is gone, however it ended.
         read_end, write_end = os.pipe()
         reaper = subprocess.Popen(
-            [sys.executable, "-m", "pytest_mkosi.machine.reaper", str(path), str(read_end)],
+            [sys.executable, "-I", __file__, str(path), str(read_end)],
             pass_fds=(read_end, lock_fd), start_new_session=True,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -188,3 +191,21 @@ class StateDir:
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
             self._lock_fd = -1
+
+
+def reaper_main(argv: list[str]) -> int:
+    """Block reading the pipe whose other end only the session holds; EOF means the session is gone (it
+    ended, failed or was killed). Then stop the directory's recorded processes and remove it; after a
+    normal end the session removed it already and there is nothing left to do."""
+    directory, fd = Path(argv[0]), int(argv[1])
+    # Ctrl-C on the session's terminal is for the session, which cleans up itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while os.read(fd, 4096):
+        pass
+    if directory.exists():
+        reap(directory)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(reaper_main(sys.argv[1:]))
