@@ -4,6 +4,7 @@ tests after it)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -215,7 +216,7 @@ def test_a_reboot_from_inside_a_test_is_survived_too(machine: Machine, runner: N
     machine.run("systemctl --no-block reboot")
     deadline = time.monotonic() + 60
     while True:
-        with __import__("contextlib").suppress(ConnectionError, EOFError, OSError, CommandTimeout):
+        with contextlib.suppress(ConnectionError, EOFError, OSError, CommandTimeout):
             if machine.boot_id() != before:
                 break
         assert time.monotonic() < deadline
