@@ -27,7 +27,8 @@ def timed(argv: list[str]) -> float:
 
 def main() -> int:
     from imagebuild.config import load
-    from pytest_mkosi.runners.nspawn import NspawnMachine
+    from pytest_mkosi.machine import Machine
+    from pytest_mkosi.runners.nspawn import NspawnRunner
 
     with tempfile.TemporaryDirectory(prefix="imagebuild-bench-", dir="/var/tmp") as tmp:
         work = Path(tmp)
@@ -45,10 +46,11 @@ def main() -> int:
 
         _, images = load(["-C", str(MINIMAL), f"--output-dir={work}/out", "build"])
         config = images[-1]
-        machine = NspawnMachine(config, work / "out" / config.output, name="bench-e2e")
         started = time.monotonic()
-        machine.start()
+        runner = NspawnRunner(config, work / "out" / config.output, name="bench-e2e")
+        runner.start(timeout=60)
         ready = time.monotonic() - started
+        machine = Machine(runner)
         try:
             machine.succeed("systemctl is-system-running --wait")
             rtts = []
@@ -57,7 +59,7 @@ def main() -> int:
                 machine.succeed("true")
                 rtts.append(time.perf_counter() - t)
         finally:
-            machine.stop()
+            runner.stop()
         print(f"machine start to SSH-ready:         {ready:6.2f} s   (goal < 3 s)")
         print(f"median round trip of `true` (50):   {statistics.median(rtts) * 1000:6.2f} ms  (goal < 5 ms)")
     return 0

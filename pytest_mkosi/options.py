@@ -139,3 +139,45 @@ def _parse_args(text: str) -> Overrides:
     if args.directory is not None:
         raise pytest.UsageError(f"--mkosi-args={text!r}: give the directory with --mkosi-config, not -C")
     return overrides
+
+
+# -- machines: which runner boots the image, how long commands may take (the machines issue) ---------------
+
+RUNNERS = ("auto", "nspawn", "qemu")
+
+
+def add_machine_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mkosi")
+    group.addoption("--mkosi-runner", metavar="RUNNER", choices=RUNNERS, default=None,
+                    help="what boots the image: nspawn (Format=directory), qemu (disk, uki, esp) or auto "
+                         "(by the image's format; the default)")
+    group.addoption("--mkosi-command-timeout", metavar="SECONDS", type=float, default=None,
+                    help="how long a command in a machine may run before it is killed (default: 300)")
+    parser.addini("mkosi_runner", "what boots the image: auto, nspawn or qemu", default="auto")
+
+
+@dataclass(frozen=True)
+class MachineOptions:
+    runner: str  # "auto", "nspawn" or "qemu"
+    command_timeout: float
+
+    @classmethod
+    def of(cls, pytestconfig: pytest.Config) -> MachineOptions:
+        cached = pytestconfig.stash.get(_MACHINE_KEY, None)
+        if cached is None:
+            cached = cls.read(pytestconfig)
+            pytestconfig.stash[_MACHINE_KEY] = cached
+        return cached
+
+    @classmethod
+    def read(cls, pytestconfig: pytest.Config) -> MachineOptions:
+        runner = pytestconfig.getoption("mkosi_runner") or pytestconfig.getini("mkosi_runner") or "auto"
+        if runner not in RUNNERS:
+            raise pytest.UsageError(f"mkosi_runner = {runner}: must be one of {', '.join(RUNNERS)}")
+        timeout = pytestconfig.getoption("mkosi_command_timeout")
+        if timeout is not None and timeout <= 0:
+            raise pytest.UsageError(f"--mkosi-command-timeout={timeout:g}: must be a positive number of seconds")
+        return cls(runner=runner, command_timeout=300.0 if timeout is None else timeout)
+
+
+_MACHINE_KEY = pytest.StashKey[MachineOptions]()

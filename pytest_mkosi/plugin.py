@@ -31,7 +31,8 @@ from pytest_mkosi.matrix import (
     config_names,
     skip_reason,
 )
-from pytest_mkosi.options import MkosiOptions, add_matrix_options, add_options
+from pytest_mkosi.options import MachineOptions, MkosiOptions, add_machine_options, add_matrix_options, add_options
+from pytest_mkosi.runners import RunnerChoiceError, choose_runner
 
 __all__ = ["mkosi_cell", "mkosi_config", "mkosi_image", "mkosi_images", "mkosi_machine", "mkosi_rebuild",
            "mkosi_ssh"]
@@ -40,6 +41,7 @@ __all__ = ["mkosi_cell", "mkosi_config", "mkosi_image", "mkosi_images", "mkosi_m
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_matrix_options(parser)  # first: --mkosi-config leads the group in --help
     add_options(parser)
+    add_machine_options(parser)
 
 
 # ---- configurations as test parameters: markers, cells, cache pruning, image comparison ----------
@@ -64,8 +66,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Bad options and configurations are usage errors before anything is collected, not one error per test.
     options = MkosiOptions.of(session.config)
+    runner = MachineOptions.of(session.config).runner
     for cell in cells(options.config_directories, options.matrix):
-        configs_of(session.config, cell)
+        configs = configs_of(session.config, cell)
+        try:
+            choose_runner(runner, configs[-1])
+        except RunnerChoiceError as e:
+            raise pytest.UsageError(f"--mkosi-config={cell.directory}: {e}") from None
 
 
 @pytest.hookimpl(optionalhook=True)

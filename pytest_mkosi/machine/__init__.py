@@ -1,5 +1,6 @@
 """The Machine API tests use, the same whatever runs the machine (nspawn, qemu): commands, waits, results."""
 
-from pytest_mkosi.machine.api import CommandFailed, CommandResult, Machine, as_command
+from pytest_mkosi.machine.api import Machine
+from pytest_mkosi.machine.result import CommandFailed, CommandResult, CommandTimeout, as_command
 
-__all__ = ["CommandFailed", "CommandResult", "Machine", "as_command"]
+__all__ = ["CommandFailed", "CommandResult", "CommandTimeout", "Machine", "as_command"]

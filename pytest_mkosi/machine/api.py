@@ -1,88 +1,136 @@
-"""What every machine offers tests: run/succeed/fail and waiting helpers on top of one `run`."""
+"""The Machine tests use: the same on every runner (nspawn, qemu), built on the runner contract (runner.py)."""
 
 from __future__ import annotations
 
-import abc
-import shlex
+import contextlib
+import logging
 import time
-from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pytest_mkosi.machine import files
+from pytest_mkosi.machine.console import Console
+from pytest_mkosi.machine.result import (
+    CommandFailed,
+    CommandResult,
+    CommandTimeout,
+    as_command,
+    as_login_shell_line,
+)
+from pytest_mkosi.machine.systemd import Systemd
+from pytest_mkosi.machine.waits import Waits
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from pytest_mkosi.machine.runner import Runner
+
+__all__ = ["CommandFailed", "CommandResult", "CommandTimeout", "Machine", "as_command"]
+
+log = logging.getLogger("pytest_mkosi")
+
+DEFAULT_COMMAND_TIMEOUT = 300.0
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    command: str
-    returncode: int
-    stdout: str
-    stderr: str
+class Machine(Waits, Systemd):
+    """A running image: commands, waits, files, power, console and journal, on top of a Runner."""
 
-    def __str__(self) -> str:
-        return (
-            f"command: {self.command}\nexit status: {self.returncode}\n"
-            f"stdout:\n{_indent(self.stdout)}\nstderr:\n{_indent(self.stderr)}"
-        )
+    def __init__(self, runner: Runner, *, command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+                 boot_timeout: float = 120.0) -> None:
+        self.runner = runner
+        self.name = runner.name
+        self.command_timeout = command_timeout
+        self.boot_timeout = boot_timeout
+        self.console = Console(runner)
+        # Whether root's login shell is bash (then string commands need no bash of their own).
+        self._login_bash: bool | None = None
 
+    # -- commands ------------------------------------------------------------------------------------
 
-def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" for line in text.rstrip("\n").splitlines()) or "    (empty)"
+    def run(self, cmd: str | list[str], *, timeout: float | None = None, stream: bool = False) -> CommandResult:
+        __tracebackhide__ = True
+        display = cmd if isinstance(cmd, str) else as_command(cmd)
+        limit = self.command_timeout if timeout is None else timeout
 
+        def to_log(stream_name: str, line: str) -> None:
+            log.info("%s %s: %s", self.name, stream_name, line)
 
-class CommandFailed(AssertionError):
-    """A command's exit status was not what the test expected. An AssertionError, so pytest shows it as one."""
+        try:
+            connection = self.runner.connection()
+        except ConnectionError as e:
+            raise ConnectionError(f"{self.name} is not reachable ({e}); was it shut down or crashed? "
+                                  "machine.start() boots it again") from None
+        if self._login_bash is None:
+            probe = connection.run('printf %s "$BASH_VERSION"', timeout=30)
+            self._login_bash = probe.returncode == 0 and probe.stdout != ""
+        line = as_login_shell_line(cmd) if self._login_bash else as_command(cmd)
+        result = connection.run(line, timeout=limit, on_line=to_log if stream else None, display=display)
+        log.debug("%s: %s -> %d in %.3fs", self.name, display, result.returncode, result.duration)
+        return result
 
-    def __init__(self, expectation: str, result: CommandResult) -> None:
-        super().__init__(f"{expectation}\n{result}")
-        self.result = result
+    # -- files ---------------------------------------------------------------------------------------
 
+    def copy_to(self, host_path: Path | str, guest_path: str) -> None:
+        """Copy a host file or tree into the machine; `guest_path` is what it becomes."""
+        with self.ssh.open_sftp() as sftp:
+            files.copy_to(sftp, Path(host_path), guest_path)
 
-def as_command(cmd: str | list[str]) -> str:
-    return cmd if isinstance(cmd, str) else shlex.join(cmd)
+    def copy_from(self, guest_path: str, host_path: Path | str) -> None:
+        """Copy a file or tree out of the machine; `host_path` is what it becomes."""
+        with self.ssh.open_sftp() as sftp:
+            files.copy_from(sftp, guest_path, Path(host_path))
 
+    # -- power ---------------------------------------------------------------------------------------
 
-class Machine(abc.ABC):
-    """A running image. Subclasses implement `run`; the rest is built on it."""
+    @property
+    def is_running(self) -> bool:
+        return self.runner.is_running()
 
-    name: str
+    def start(self, *, timeout: float | None = None) -> None:
+        """Boot the machine (again, after shutdown() or crash()); returns when it answers over SSH."""
+        if not self.runner.is_running():
+            self.runner.start(timeout=timeout or self.boot_timeout)
 
-    @abc.abstractmethod
-    def run(self, cmd: str | list[str], *, timeout: float | None = None) -> CommandResult:
-        """Run a shell command in the machine and return its exit status and output."""
+    def boot_id(self) -> str:
+        return self.succeed(["cat", BOOT_ID]).strip()
 
-    def succeed(self, cmd: str | list[str], *, timeout: float | None = None) -> str:
-        """Run a command that must exit with 0; return its stdout."""
-        result = self.run(cmd, timeout=timeout)
-        if result.returncode != 0:
-            raise CommandFailed(f"command failed in {self.name}", result)
-        return result.stdout
+    def reboot(self, *, timeout: float | None = None) -> None:
+        """Reboot the guest; returns when the new boot answers over SSH (the connection is made again)."""
+        __tracebackhide__ = True
+        before = self.boot_id()
+        self.console.skip_to_end()
+        self._ask("reboot")
+        self.runner.wait_rebooted(timeout=timeout or self.boot_timeout)
+        if self.boot_id() == before:
+            raise AssertionError(f"{self.name} did not reboot: the boot id is still {before}")
 
-    def fail(self, cmd: str | list[str], *, timeout: float | None = None) -> str:
-        """Run a command that must exit with non-zero; return its stderr."""
-        result = self.run(cmd, timeout=timeout)
-        if result.returncode == 0:
-            raise CommandFailed(f"command unexpectedly succeeded in {self.name}", result)
-        return result.stderr
-
-    def wait_until_succeeds(self, cmd: str | list[str], *, timeout: float = 60.0, interval: float = 0.2) -> str:
-        """Retry a command until it exits with 0; raise with the last result when `timeout` passes."""
+    def shutdown(self, *, timeout: float = 60.0) -> None:
+        """Power the guest off from inside (systemctl poweroff); returns when it is off."""
+        __tracebackhide__ = True
+        self._ask("poweroff")
         deadline = time.monotonic() + timeout
-        while True:
-            result = self.run(cmd, timeout=timeout)
-            if result.returncode == 0:
-                return result.stdout
+        while self.runner.is_running():
             if time.monotonic() >= deadline:
-                raise CommandFailed(f"command did not succeed within {timeout:.0f}s in {self.name}", result)
-            time.sleep(interval)
+                raise AssertionError(f"{self.name} did not power off within {timeout:g}s")
+            time.sleep(0.05)
 
-    def wait_for_unit(self, unit: str, *, timeout: float = 60.0) -> None:
-        """Wait until a unit is active; fail early if it failed."""
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self.run(["systemctl", "is-active", unit]).stdout.strip()
-            if state == "active":
-                return
-            if state == "failed" or time.monotonic() >= deadline:
-                status = self.run(["systemctl", "status", "--no-pager", "--lines=30", unit])
-                raise CommandFailed(f"unit {unit} is {state!r}, not active, in {self.name}", status)
-            time.sleep(0.2)
+    def crash(self) -> None:
+        """Cut the power: no shutdown runs in the guest."""
+        self.runner.power_off_hard()
 
-    def systemctl(self, *args: str) -> CommandResult:
-        return self.run(["systemctl", *args])
+    def _ask(self, verb: str) -> None:
+        # --no-block: the answer comes back before the connection goes down with the guest.
+        with contextlib.suppress(ConnectionError, EOFError, OSError, CommandTimeout):
+            self.run(["systemctl", "--no-block", verb], timeout=30)
+
+    # -- access --------------------------------------------------------------------------------------
+
+    @property
+    def ssh(self) -> paramiko.SSHClient:
+        """The connected paramiko client (of the current boot)."""
+        return self.runner.connection().client
+
+    def ssh_command(self) -> str:
+        """A command line a person can paste into a shell to log into the machine while it runs."""
+        return self.runner.ssh_command()

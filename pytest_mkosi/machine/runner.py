@@ -3,6 +3,11 @@
 A runner knows how to start, reach and stop one kind of machine; everything a test calls (run, succeed,
 wait_for_unit, reboot, journal, ...) is written once in machine/ on top of these primitives. machine/ never
 imports runners/; runners subclass `Runner`.
+
+Runners are constructed as `RunnerClass(config, image, *, name)`: the resolved imagebuild Config, the built
+image (a directory tree or an image file) and a name from machine.state.unique_machine_name(). Their state
+directory comes from machine.state.StateDir.create(name), whose reaper stops the processes recorded with
+StateDir.record_process() and removes the directory if the session dies without calling stop().
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ class Runner(abc.ABC):
     accelerator: str | None
     # Per-machine directory (keys, sockets, console log, overlays); removed by stop() unless kept.
     state_dir: Path
-    # Everything the machine's console printed, across reboots.
+    # Everything the machine's console printed, across reboots (appended to while the machine runs).
     console_log_path: Path
 
     @abc.abstractmethod
     def start(self, *, timeout: float) -> None:
-        """Boot the machine and return when it answers over SSH (raise RunError with the console tail if not)."""
+        """Boot the machine and return when it answers over SSH (raise RunError with the console tail if not).
+
+        Also boots it again after shutdown or power_off_hard(), keeping its disk/overlay state."""
 
     @abc.abstractmethod
     def stop(self) -> None:
@@ -39,19 +46,21 @@ class Runner(abc.ABC):
 
     @abc.abstractmethod
     def connection(self) -> SshConnection:
-        """The live SSH transport (raise ConnectionError when the machine is not reachable)."""
+        """The live SSH transport, connected again first if the guest rebooted by itself (raise
+        ConnectionError when the machine is not running)."""
 
     @abc.abstractmethod
     def wait_rebooted(self, *, timeout: float) -> None:
-        """After the guest was asked to reboot: wait until the new boot answers over SSH again."""
+        """After the guest was asked to reboot: wait until a new boot (not the one the current connection
+        reached) answers over SSH again."""
 
     @abc.abstractmethod
     def power_off_hard(self) -> None:
-        """Cut the power (crash()): no shutdown inside the guest."""
+        """Cut the power (crash()): no shutdown inside the guest. Returns when the machine is off."""
 
     @abc.abstractmethod
     def is_running(self) -> bool:
-        """Whether the machine's process (qemu, systemd-nspawn) is alive."""
+        """Whether the machine's process (qemu, systemd-nspawn) is alive (or being restarted for a reboot)."""
 
     @abc.abstractmethod
     def send_console(self, text: str) -> None:

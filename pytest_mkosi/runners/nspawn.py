@@ -1,169 +1,330 @@
 """Boot a directory image with systemd-nspawn and reach it over SSH on an AF_UNIX socket.
 
-Nothing of the image is changed: the tree is mounted with a tmpfs overlay, so many machines can boot the
-same cached image at once. Two host directories are bound in: one becomes /run/systemd/system and holds the
-socket unit of transport/guest_units.py that starts `sshd -i` for every connection on
-/run/pytest-mkosi/ssh.sock; the other holds that socket and the session's authorized key. No network and no
-TCP port is involved.
+Isolation: the container has a network namespace of its own (a veth link only when asked), so nothing in
+it listens on the host. The image is never written: an overlay whose upper directory lives in the machine's
+state directory takes every change, so changes survive the guest's reboots (a reboot ends systemd-nspawn
+with status 133; the supervisor thread starts it again on the same overlay) and vanish with the machine.
+
+Reaching it: two host directories are bound in. One becomes /run/systemd/system and holds the socket unit
+of transport/guest_units.py that starts `sshd -i` for every connection on /run/pytest-mkosi/ssh.sock; the
+other holds that socket and the session's authorized key. The console is a pty whose output is recorded
+to console.log in the state directory.
+
+Lifetime: systemd-nspawn gets SIGTERM when the thread that started it dies (PDEATHSIG, set by setpriv
+before exec, since a Python preexec_fn is unsafe in a threaded process), and the state directory's reaper
+(machine/state.py) stops it and removes keys and overlay if the session is killed.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
+import fcntl
 import os
+import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
-import tempfile
+import sys
+import termios
+import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import paramiko
 
-if TYPE_CHECKING:
-    from imagebuild.config import Config
 from imagebuild.errors import RunError
-from imagebuild.launch.nspawn import NspawnOptions, machine_name, nspawn_command
-from pytest_mkosi.machine.api import CommandResult, Machine, as_command
+from imagebuild.launch.nspawn import NspawnOptions, nspawn_command
+from pytest_mkosi.machine.console import readable
+from pytest_mkosi.machine.runner import Runner
+from pytest_mkosi.machine.state import StateDir, kill_tree
 from pytest_mkosi.transport.guest_units import GUEST_DIR, write_unix_socket_units
 from pytest_mkosi.transport.keys import make_keypair
-from pytest_mkosi.transport.ssh import SocketFactory, SshConnection, unix_socket
+from pytest_mkosi.transport.ssh import SshConnection, unix_socket
 
-PR_SET_PDEATHSIG = 1
+if TYPE_CHECKING:
+    from imagebuild.config import Config
 
-
-def _die_with_parent() -> None:
-    # If the test process dies without stopping us (SIGKILL), nspawn gets SIGTERM and powers off.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+# systemd-nspawn's exit status when the container's init asked for a reboot.
+REBOOT_STATUS = 133
+CONSOLE_SIZE = struct.pack("HHHH", 50, 160, 0, 0)
 
 
 def _image_host_key(tree: Path) -> paramiko.PKey | None:
     public = tree / "etc/ssh/ssh_host_ed25519_key.pub"
     try:
         kind, data = public.read_text().split()[:2]
-    except (OSError, ValueError):
-        return None
-    try:
         return paramiko.PKey.from_type_string(kind, base64.b64decode(data))
-    except (ValueError, paramiko.SSHException):
+    except (OSError, ValueError, paramiko.SSHException):
         return None
 
 
-class NspawnMachine(Machine):
-    """A booted container. Use as a context manager, or call start() and stop()."""
+def check_bootable(config: Config, tree: Path) -> None:
+    """What nspawn needs of an image, checked before anything starts."""
+    if str(config.format) != "directory":
+        raise RunError(f"the nspawn runner boots Format=directory images, not Format={config.format}: use "
+                       "--mkosi-runner=qemu (or auto) for disk images")
+    if not (tree / "usr/sbin/sshd").exists():
+        raise RunError(f"{tree} has no /usr/sbin/sshd: add openssh-server to Packages= to reach the machine "
+                       "over SSH")
 
-    def __init__(self, config: Config, tree: Path, *, name: str | None = None, state_dir: Path | None = None) -> None:
+
+class NspawnRunner(Runner):
+    kind = "nspawn"
+    accelerator = None
+
+    def __init__(self, config: Config, image: Path, *, name: str, veth: bool = False,
+                 state_parent: Path | None = None, reconnect_timeout: float = 120.0) -> None:
+        check_bootable(config, image)
         self.config = config
-        self.tree = tree
-        self.name = name or machine_name(config)
-        self._own_state_dir = state_dir is None
-        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix=f"pytest-mkosi-{self.name}-"))
-        self.console_log = self.state_dir / "console.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self._ssh: SshConnection | None = None
+        self.tree = image
+        self.name = name
+        self.veth = veth
+        self.reconnect_timeout = reconnect_timeout
+        self._state: StateDir | None = StateDir.create(name, state_parent)
+        self.state_dir = self._state.path
+        self.console_log_path = self.state_dir / "console.log"
         self.boot_seconds: float | None = None
+        self._share = self.state_dir / "share"
+        self._units = self.state_dir / "units"
+        self._upper = self.state_dir / "overlay"
+        self._share.mkdir()
+        self._upper.mkdir()
+        self._socket_unit = write_unix_socket_units(self._units)
+        self.key_path, public = make_keypair(self.state_dir)
+        (self._share / "authorized_keys").write_text(public)
+        self._pkey = paramiko.Ed25519Key.from_private_key_file(str(self.key_path))
+        self._host_key = _image_host_key(image)
+        # Written by the supervisor thread, read by the others.
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._console_fd = -1
+        self._generation = 0  # how many times systemd-nspawn was started
+        self._returncode: int | None = None
+        self._spawn_error: BaseException | None = None
+        self._changed = threading.Condition(self._lock)
+        self._exited = threading.Event()
+        self._exited.set()
+        self._stopping = False
+        self._supervisor: threading.Thread | None = None
+        # The connection, and the generation of the boot it reached.
+        self._connect_lock = threading.Lock()
+        self._ssh: SshConnection | None = None
+        self._ssh_generation = 0
 
-    # -- lifecycle -----------------------------------------------------------------------------------
+    # -- the process ---------------------------------------------------------------------------------
 
-    def _prepare(self) -> tuple[Path, Path, Path, str]:
-        units = self.state_dir / "units"
-        share = self.state_dir / "share"
-        share.mkdir(parents=True, exist_ok=True)
-        socket_unit = write_unix_socket_units(units)
-        key, public = make_keypair(self.state_dir)
-        (share / "authorized_keys").write_text(public)
-        return units, share, key, socket_unit
-
-    def start(self, *, timeout: float = 60.0) -> NspawnMachine:
-        if not (self.tree / "usr/sbin/sshd").exists():
-            raise RunError(
-                f"{self.tree} has no /usr/sbin/sshd: add openssh-server to Packages= to reach the machine over SSH"
-            )
-        units, share, key, socket_unit = self._prepare()
+    def _argv(self) -> list[str]:
         options = NspawnOptions(
             boot=True,
             machine=self.name,
-            volatile_overlay=True,
-            console="pipe",
-            binds=[(units, "/run/systemd/system"), (share, GUEST_DIR)],
+            overlay_upper=self._upper,
+            private_network=True,
+            network_veth=self.veth,
+            console="interactive",
+            binds=[(self._units, "/run/systemd/system"), (self._share, GUEST_DIR)],
         )
         # Arguments after the tree go to the guest's systemd as its command line.
         argv = nspawn_command(self.config, self.tree, options,
-                              [f"systemd.wants={socket_unit}", "systemd.show_status=yes"])
-        started = time.monotonic()
-        with self.console_log.open("wb") as log:
-            self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent,
-            )
-        try:
-            self._ssh = SshConnection.connect(
-                self._socket_factory(share / "ssh.sock"),
-                key_file=key,
-                host_key=_image_host_key(self.tree),
-                hostname=self.name,
-                timeout=timeout,
-            )
-        except BaseException as e:
-            self.stop()
-            if isinstance(e, Exception):
-                raise RunError(f"{self.name} did not answer over SSH: {e}\n{self._console_tail()}") from None
-            raise
-        self.boot_seconds = time.monotonic() - started
-        return self
+                              [f"systemd.wants={self._socket_unit}", "systemd.show_status=yes"])
+        setpriv = shutil.which("setpriv")
+        return [setpriv, "--pdeathsig=TERM", "--", *argv] if setpriv else argv
 
-    def _socket_factory(self, path: Path) -> SocketFactory:
-        connect = unix_socket(path)
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
+        with contextlib.suppress(FileNotFoundError):
+            (self._share / "ssh.sock").unlink()  # the last boot's; the new boot binds it again
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, CONSOLE_SIZE)
+        env = {**os.environ, "TERM": os.environ.get("TERM", "vt220")}
+        try:
+            process = subprocess.Popen(self._argv(), stdin=slave, stdout=slave, stderr=slave,
+                                       start_new_session=True, env=env)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        return process, master
+
+    def _supervise(self) -> None:
+        """Start systemd-nspawn, record its console, start it again when the guest rebooted.
+
+        This thread forks every systemd-nspawn and lives until the last one exited: PDEATHSIG follows the
+        thread that forked, not the process."""
+        try:
+            with self.console_log_path.open("ab") as log:
+                while True:
+                    process, master = self._spawn()
+                    with self._changed:
+                        self._process, self._console_fd = process, master
+                        self._generation += 1
+                        self._changed.notify_all()
+                    if self._state is not None:
+                        self._state.record_process(process.pid)
+                    _record_console(master, log)
+                    returncode = process.wait()
+                    with self._changed:
+                        self._console_fd = -1
+                        self._returncode = returncode
+                    os.close(master)
+                    if returncode != REBOOT_STATUS or self._stopping:
+                        break
+        except BaseException as e:  # surfaced by start()
+            self._spawn_error = e
+        finally:
+            with self._changed:
+                self._exited.set()
+                self._changed.notify_all()
+
+    def is_running(self) -> bool:
+        return not self._exited.is_set()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        if self.is_running():
+            return
+        if self._state is None:
+            raise RunError(f"{self.name} was stopped and its state removed; make a new machine")
+        started = time.monotonic()
+        self._stopping = False
+        self._spawn_error = None
+        with self._changed:
+            generation = self._generation
+            self._exited.clear()
+            self._supervisor = threading.Thread(target=self._supervise, name=f"nspawn {self.name}", daemon=True)
+            self._supervisor.start()
+            self._changed.wait_for(lambda: self._generation > generation or self._exited.is_set(), timeout)
+        if self._spawn_error is not None:
+            raise RunError(f"cannot start systemd-nspawn for {self.name}: {self._spawn_error}")
+        try:
+            with self._connect_lock:
+                self._connect(max(1.0, timeout - (time.monotonic() - started)))
+        except Exception as e:
+            self._kill()
+            raise RunError(f"{self.name} did not answer over SSH: {e}\n{self._console_tail()}") from None
+        self.boot_seconds = time.monotonic() - started
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Power the container off (SIGTERM makes nspawn ask init to halt), kill what is left, remove state."""
+        self._stopping = True
+        self._close_ssh()
+        with self._lock:
+            process = self._process if self.is_running() else None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            if not self._exited.wait(timeout):
+                self._kill()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout)
+        if self._state is not None:
+            self._state.remove()
+            self._state = None
+
+    def power_off_hard(self) -> None:
+        self._kill()
+
+    def _kill(self) -> None:
+        """SIGKILL systemd-nspawn and the container's init: the pid namespace, and all in it, is gone."""
+        self._stopping = True
+        self._close_ssh()
+        with self._lock:
+            process = self._process if self.is_running() else None
+        if process is not None:
+            kill_tree(process.pid)
+            self._exited.wait(10)
+
+    def _close_ssh(self) -> None:
+        with self._connect_lock:
+            if self._ssh is not None:
+                self._ssh.close()
+                self._ssh = None
+
+    # -- reaching it ---------------------------------------------------------------------------------
+
+    def _connect(self, timeout: float) -> None:
+        generation = self._generation
+        connect = unix_socket(self._share / "ssh.sock")
 
         def factory() -> socket.socket:
-            if self.process is not None and self.process.poll() is not None:
-                raise RunError(f"systemd-nspawn exited with status {self.process.returncode}\n{self._console_tail()}")
+            if self._exited.is_set():
+                raise RunError(f"systemd-nspawn exited with status {self._returncode}")
             return connect()
 
-        return factory
+        ssh = SshConnection.connect(factory, pkey=self._pkey, host_key=self._host_key, hostname=self.name,
+                                    timeout=timeout)
+        if self._host_key is None:
+            # Made at the first boot: pin it for the reconnections after reboots.
+            self._host_key = ssh.host_key()
+        self._write_known_hosts()
+        self._ssh, self._ssh_generation = ssh, generation
+
+    def connection(self) -> SshConnection:
+        with self._connect_lock:
+            if self._ssh is not None and self._ssh.is_active():
+                return self._ssh
+            if not self.is_running():
+                raise ConnectionError(f"{self.name} is not running")
+            try:
+                self._connect(self.reconnect_timeout)
+            except (RunError, TimeoutError) as e:
+                raise ConnectionError(f"{self.name} does not answer over SSH: {e}") from None
+            return self._ssh  # type: ignore[return-value]  # set by _connect
+
+    def wait_rebooted(self, *, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._changed.wait_for(lambda: self._generation > self._ssh_generation or self._exited.is_set(),
+                                   timeout)
+            if self._exited.is_set():
+                raise RunError(f"{self.name} powered off (status {self._returncode}) instead of rebooting")
+            if self._generation <= self._ssh_generation:
+                raise RunError(f"{self.name} did not reboot within {timeout:g}s\n{self._console_tail()}")
+        self._close_ssh()
+        with self._connect_lock:
+            try:
+                self._connect(max(1.0, deadline - time.monotonic()))
+            except (RunError, TimeoutError) as e:
+                raise RunError(f"{self.name} did not answer after rebooting: {e}\n{self._console_tail()}") from None
+
+    def send_console(self, text: str) -> None:
+        with self._lock:
+            if self._console_fd < 0:
+                raise ConnectionError(f"{self.name} is not running")
+            os.write(self._console_fd, text.encode())
+
+    def _write_known_hosts(self) -> None:
+        if self._host_key is not None:
+            line = f"{self.name} {self._host_key.get_name()} {self._host_key.get_base64()}\n"
+            (self.state_dir / "known_hosts").write_text(line)
+
+    def ssh_command(self) -> str:
+        proxy = shlex.join([sys.executable, "-m", "pytest_mkosi.transport.fdpass", str(self._share / "ssh.sock")])
+        return shlex.join([
+            "ssh", "-o", f"ProxyCommand={proxy}", "-o", "ProxyUseFdpass=yes",
+            "-o", f"UserKnownHostsFile={self.state_dir / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "IdentitiesOnly=yes", "-i", str(self.key_path), f"root@{self.name}",
+        ])
 
     def _console_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):
-            text = self.console_log.read_text(errors="replace").splitlines()[-lines:]
+            text = readable(self.console_log_path.read_text(errors="replace")).splitlines()[-lines:]
             return "console:\n" + "\n".join(f"    {line}" for line in text)
         return ""
 
-    def stop(self, *, timeout: float = 20.0) -> None:
-        """Power the container off (SIGTERM makes nspawn ask init to halt), then kill what is left."""
-        if self._ssh is not None:
-            self._ssh.close()
-            self._ssh = None
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self._own_state_dir:
-            shutil.rmtree(self.state_dir, ignore_errors=True)
 
-    def __enter__(self) -> NspawnMachine:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # -- access --------------------------------------------------------------------------------------
-
-    @property
-    def ssh(self) -> paramiko.SSHClient:
-        """The connected paramiko client."""
-        if self._ssh is None:
-            raise RunError(f"{self.name} is not running")
-        return self._ssh.client
-
-    def run(self, cmd: str | list[str], *, timeout: float | None = None) -> CommandResult:
-        if self._ssh is None:
-            raise RunError(f"{self.name} is not running")
-        return self._ssh.run(as_command(cmd), timeout=timeout)
+def _record_console(master: int, log: BinaryIO) -> None:
+    """Copy the console to the log until systemd-nspawn closes it (EIO)."""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            return
+        if not data:
+            return
+        log.write(data)
+        log.flush()

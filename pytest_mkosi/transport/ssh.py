@@ -1,22 +1,41 @@
-"""SSH over any byte stream (an AF_UNIX socket here, AF_VSOCK or TCP elsewhere) with paramiko.
+"""SSH over any byte stream (an AF_UNIX socket here, AF_VSOCK, virtio-serial or TCP elsewhere) with paramiko.
 
-One transport is kept for the whole session and each command opens a channel on it, so a command costs
-a channel round trip, not a new connection.
+One transport is kept for the machine's boot and each command opens a channel on it, so a command costs a
+channel round trip, not a new connection.
+
+How a command runs in the guest (`SshConnection.run`): the login shell executes
+
+    printf '%s\n' $$; COMMAND
+    rc=$?; printf END; printf END >&2; exit $rc
+
+sshd makes the login shell a session and process group leader, and everything COMMAND starts stays in that
+group (unless it leaves it on purpose, as daemons do): when the timeout passes, a second channel kills the
+whole group, whose id the first line of stdout told us, so a timed out command and its children are gone.
+END is a random marker printed after COMMAND has exited: once both streams have shown it, all output
+COMMAND wrote has arrived, and we need not wait for an EOF that never comes when COMMAND left a background
+process (`cmd &`) holding its stdout open. That process's later output is dropped.
 """
 
 from __future__ import annotations
 
+import secrets
 import select
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
 
-from pytest_mkosi.machine.api import CommandResult
+from pytest_mkosi.machine.result import CommandResult, CommandTimeout
 
 SocketFactory = Callable[[], socket.socket]
+# Called with ("stdout" | "stderr", line) for every complete line while a command runs (stream=True).
+LineSink = Callable[[str, str], None]
+
+# How long after killing a timed out command we wait for its channel to close.
+KILL_GRACE = 5.0
 
 
 def unix_socket(path: Path) -> SocketFactory:
@@ -43,88 +62,186 @@ class SshConnection:
         cls,
         factory: SocketFactory,
         *,
-        key_file: Path,
+        key_file: Path | None = None,
+        pkey: paramiko.PKey | None = None,
         host_key: paramiko.PKey | None = None,
         hostname: str = "machine",
         username: str = "root",
         timeout: float = 30.0,
     ) -> SshConnection:
         """Connect, retrying while the machine's sshd is not there yet, until `timeout`."""
-        client = paramiko.SSHClient()
-        if host_key is not None:
-            client.get_host_keys().add(hostname, host_key.get_name(), host_key)
-            client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        else:
-            # The image ships no host key of its own (made at first boot): nothing to pin it to.
-            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         deadline = time.monotonic() + timeout
         while True:
+            client = paramiko.SSHClient()
+            if host_key is not None:
+                client.get_host_keys().add(hostname, host_key.get_name(), host_key)
+                client.set_missing_host_key_policy(paramiko.RejectPolicy())
+            else:
+                # The image ships no host key of its own (made at first boot): nothing to pin it to yet.
+                client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             try:
                 sock = factory()
                 client.connect(
                     hostname,
                     username=username,
-                    key_filename=str(key_file),
+                    key_filename=None if key_file is None else str(key_file),
+                    pkey=pkey,
                     sock=sock,
                     look_for_keys=False,
                     allow_agent=False,
                     timeout=max(1.0, deadline - time.monotonic()),
                     banner_timeout=max(1.0, deadline - time.monotonic()),
+                    auth_timeout=max(1.0, deadline - time.monotonic()),
                 )
                 return cls(client)
             except (OSError, paramiko.SSHException, EOFError) as e:
+                client.close()
                 if isinstance(e, paramiko.BadHostKeyException | paramiko.AuthenticationException):
                     raise
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"no SSH connection within {timeout:.0f}s: {e}") from e
-                time.sleep(0.05)
+                time.sleep(0.02)
 
-    def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
+    def is_active(self) -> bool:
+        transport = self.client.get_transport()
+        return transport is not None and transport.is_active()
+
+    def host_key(self) -> paramiko.PKey | None:
+        transport = self.client.get_transport()
+        return None if transport is None else transport.get_remote_server_key()
+
+    def run(
+        self, command: str, *, timeout: float | None = None, on_line: LineSink | None = None,
+        display: str | None = None,
+    ) -> CommandResult:
+        """Run a shell line in the guest; kill it there when `timeout` passes (raise CommandTimeout).
+
+        `display` is how the command is named in the result and errors (default: the line itself).
+        """
+        __tracebackhide__ = True
+        display = command if display is None else display
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             raise ConnectionError("the SSH connection to the machine is closed")
-        channel = transport.open_session(timeout=timeout)
+        marker = f"<pytest-mkosi-end-{secrets.token_hex(12)}>"
+        line = f"printf '%s\\n' $$; {command}\nrc=$?; printf %s '{marker}'; printf %s '{marker}' >&2; exit $rc"
+        started = time.monotonic()
         try:
-            channel.exec_command(command)
+            channel = transport.open_session(timeout=30.0)
+        except (paramiko.SSHException, EOFError, OSError) as e:
+            raise ConnectionError(f"the SSH connection to the machine went down: {e}") from None
+        try:
+            channel.exec_command(line)
             channel.shutdown_write()
-            stdout, stderr = _collect_output(channel, command, timeout)
-            status = channel.recv_exit_status()
+            streams = _Streams(marker.encode(), on_line)
+            outcome = streams.collect(channel, None if timeout is None else started + timeout)
+            if outcome == "timeout":
+                self._kill_group(streams.group)
+                streams.collect(channel, time.monotonic() + KILL_GRACE)
+            status = channel.recv_exit_status() if channel.exit_status_ready() else -1
         finally:
             channel.close()
-        return CommandResult(command, status, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+        duration = time.monotonic() - started
+        stdout, stderr = streams.text()
+        if outcome == "closed":
+            raise ConnectionError(f"the connection to the machine went down while running: {display}")
+        if outcome == "timeout":
+            raise CommandTimeout(display, timeout or 0.0, stdout, stderr)
+        return CommandResult(display, status, stdout, stderr, duration)
+
+    def _kill_group(self, group: int | None) -> None:
+        """SIGKILL a timed out command's process group, on a channel of its own."""
+        transport = self.client.get_transport()
+        if group is None or group <= 1 or transport is None or not transport.is_active():
+            return
+        channel = transport.open_session(timeout=10.0)
+        try:
+            channel.exec_command(f"kill -KILL -- -{group}")
+            channel.status_event.wait(10.0)
+        finally:
+            channel.close()
 
     def close(self) -> None:
         self.client.close()
 
 
-# A command that exited while a process it started still holds its stdout open (`cmd &`) would never
-# send EOF; after its exit status arrives we wait this long for the output to end, then return.
-LINGER_AFTER_EXIT = 1.0
+@dataclass
+class _Stream:
+    name: str
+    data: bytearray = field(default_factory=bytearray)
+    done: bool = False
+    emitted: int = 0  # how much of data went to the line sink already
 
 
-def _collect_output(channel: paramiko.Channel, command: str, timeout: float | None) -> tuple[bytes, bytes]:
-    """Read stdout and stderr together (neither may fill the window and block the other) until EOF."""
-    out: list[bytes] = []
-    err: list[bytes] = []
-    deadline = None if timeout is None else time.monotonic() + timeout
-    exited_at: float | None = None
+@dataclass
+class _Streams:
+    marker: bytes
+    on_line: LineSink | None
+    # The process group of the command, from the first line of stdout (None until it arrived).
+    group: int | None = None
+    _header: bytearray = field(default_factory=bytearray)
+    out: _Stream = field(default_factory=lambda: _Stream("stdout"))
+    err: _Stream = field(default_factory=lambda: _Stream("stderr"))
 
-    def drain() -> None:
-        while channel.recv_ready():
-            out.append(channel.recv(65536))
-        while channel.recv_stderr_ready():
-            err.append(channel.recv_stderr(65536))
-
-    while not channel.eof_received:
-        drain()
-        now = time.monotonic()
-        if channel.exit_status_ready():
-            exited_at = exited_at or now
-            if now - exited_at > LINGER_AFTER_EXIT:
+    def collect(self, channel: paramiko.Channel, deadline: float | None) -> str:
+        """Read both streams together (neither may fill its window and block the other) until both showed
+        the end marker and the exit status is in, or EOF. Returns "done", "timeout" (`deadline` passed) or
+        "closed" (the connection went down under the command: the guest rebooted or powered off)."""
+        while True:
+            self._drain(channel)
+            if channel.closed and not channel.eof_received:
+                return "closed"
+            if channel.eof_received or (self.out.done and self.err.done):
                 break
-        if deadline is not None and now > deadline:
-            raise TimeoutError(f"command did not finish within {timeout}s: {command}")
-        # The channel's fd wakes us for data and EOF; the exit status alone does not, hence the cap.
-        select.select([channel], [], [], 0.05)
-    drain()
-    return b"".join(out), b"".join(err)
+            if deadline is not None and time.monotonic() > deadline:
+                return "timeout"
+            # The channel's fd wakes us for data on either stream and for EOF.
+            select.select([channel], [], [], 0.5)
+        # The exit status follows the output; it does not wake the fd, but its event does.
+        remaining = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        channel.status_event.wait(remaining)
+        self._drain(channel)
+        self._emit(self.out, final=True)
+        self._emit(self.err, final=True)
+        return "done" if channel.exit_status_ready() else "timeout"
+
+    def _drain(self, channel: paramiko.Channel) -> None:
+        while channel.recv_ready():
+            chunk = channel.recv(65536)
+            if self.group is None:
+                chunk = self._read_header(chunk)
+            self._feed(self.out, chunk)
+        while channel.recv_stderr_ready():
+            self._feed(self.err, channel.recv_stderr(65536))
+
+    def _read_header(self, chunk: bytes) -> bytes:
+        self._header += chunk
+        head, newline, rest = bytes(self._header).partition(b"\n")
+        if not newline:
+            return b""
+        self.group = int(head) if head.isdigit() else 0
+        return rest
+
+    def _feed(self, stream: _Stream, chunk: bytes) -> None:
+        if stream.done or not chunk:
+            return  # what a background process writes after the command ended is not the command's
+        start = max(0, len(stream.data) - len(self.marker))
+        stream.data += chunk
+        at = stream.data.find(self.marker, start)
+        if at >= 0:
+            del stream.data[at:]
+            stream.done = True
+        self._emit(stream, final=False)
+
+    def _emit(self, stream: _Stream, *, final: bool) -> None:
+        if self.on_line is None:
+            return
+        # Only complete lines while the stream goes on (the marker has no newline, so it is never in one).
+        pending = bytes(stream.data[stream.emitted:])
+        cut = len(pending) if final else pending.rfind(b"\n") + 1
+        for text in pending[:cut].decode(errors="replace").splitlines():
+            self.on_line(stream.name, text)
+        stream.emitted += cut
+
+    def text(self) -> tuple[str, str]:
+        return self.out.data.decode(errors="replace"), self.err.data.decode(errors="replace")

@@ -54,6 +54,8 @@ def test_wait_until_succeeds_times_out_with_last_result() -> None:
 
 
 def test_wait_for_unit_fails_early_on_failed_unit() -> None:
-    machine = FakeMachine([result(3, "failed\n"), result(3, "x foo.service - Foo")])
+    # systemctl show's answer, then systemctl status for the error message.
+    machine = FakeMachine([result(0, "LoadState=loaded\nActiveState=failed\nResult=exit-code\n"),
+                           result(3, "x foo.service - Foo")])
     with pytest.raises(CommandFailed, match=r"foo\.service is .failed."):
         machine.wait_for_unit("foo.service")

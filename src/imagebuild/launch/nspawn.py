@@ -32,13 +32,25 @@ class NspawnOptions:
     boot: bool = True
     machine: str | None = None
     ephemeral: bool = False
-    # Overlay a tmpfs over the tree so a shared image is never written to (runner machines).
+    # Overlay a tmpfs over the tree so a shared image is never written to (lost when nspawn exits).
     volatile_overlay: bool = False
+    # Overlay this host directory over the tree instead: the image is never written to, and the changes
+    # survive the guest's reboots (each reboot ends systemd-nspawn, which is then started again).
+    overlay_upper: Path | None = None
+    # A network namespace of its own, so nothing in the guest listens on the host's ports.
+    private_network: bool = False
+    # With private_network: a veth link to the host (host0 in the guest).
+    network_veth: bool = False
     console: str | None = None
     binds: list[tuple[Path, str]] = field(default_factory=list)
     read_only_binds: list[tuple[Path, str]] = field(default_factory=list)
     setenv: dict[str, str] = field(default_factory=dict)
     extra: list[str] = field(default_factory=list)
+
+
+def _escape_colons(path: Path) -> str:
+    # --overlay= separates its paths with colons; nspawn reads a backslash-escaped colon as part of a path.
+    return os.fspath(path).replace("\\", "\\\\").replace(":", "\\:")
 
 
 def nspawn_command(config: Config, tree: Path, options: NspawnOptions, args: Sequence[str] = ()) -> list[str]:
@@ -56,8 +68,14 @@ def nspawn_command(config: Config, tree: Path, options: NspawnOptions, args: Seq
         argv.append("--boot")
     if options.ephemeral or config.ephemeral:
         argv.append("--ephemeral")
+    elif options.overlay_upper is not None:
+        argv.append(f"--overlay={_escape_colons(tree)}:{_escape_colons(options.overlay_upper)}:/")
     elif options.volatile_overlay:
         argv.append("--volatile=overlay")
+    if options.private_network or options.network_veth:
+        argv.append("--private-network")
+    if options.network_veth:
+        argv.append("--network-veth")
     if options.console:
         argv.append(f"--console={options.console}")
     for source, target in options.binds:

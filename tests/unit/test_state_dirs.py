@@ -1,0 +1,94 @@
+"""Machine state directories: locked while used, reaped when their session dies (even by SIGKILL), swept."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pytest_mkosi.machine.state import LOCK, StateDir, recorded_processes, sweep, unique_machine_name
+
+SESSION = """
+import subprocess, sys, time
+from pathlib import Path
+from pytest_mkosi.machine.state import StateDir
+state = StateDir.create("m1", Path(sys.argv[1]))
+(state.path / "id_ed25519").write_text("secret")
+child = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+state.record_process(child.pid)
+print(child.pid, flush=True)
+time.sleep(1000)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    return status != "Z"
+
+
+def wait_until(condition: object, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_sigkilled_session_leaves_no_process_and_no_key(tmp_path: Path) -> None:
+    session = subprocess.Popen([sys.executable, "-c", SESSION, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert session.stdout is not None
+    child = int(session.stdout.readline())
+    directory = tmp_path / "m1"
+    assert (directory / "id_ed25519").exists() and recorded_processes(directory) == [child]
+    session.send_signal(signal.SIGKILL)
+    session.wait()
+    assert wait_until(lambda: not directory.exists(), 10), list(directory.iterdir())
+    assert wait_until(lambda: not alive(child), 5)
+
+
+def test_a_directory_in_use_is_locked_and_not_swept(tmp_path: Path) -> None:
+    state = StateDir.create("busy", tmp_path)
+    fd = os.open(state.path / LOCK, os.O_RDWR)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = False
+        except BlockingIOError:
+            locked = True
+    finally:
+        os.close(fd)
+    assert locked
+    assert sweep(tmp_path) == []
+    assert state.path.is_dir() and oct(state.path.stat().st_mode & 0o777) == "0o700"
+    state.remove()
+    assert not state.path.exists()
+
+
+def test_stale_directories_are_swept_at_the_next_start(tmp_path: Path) -> None:
+    stale = tmp_path / "old-machine"
+    stale.mkdir()
+    (stale / LOCK).write_text("12345\n")  # nobody holds it
+    (stale / "id_ed25519").write_text("secret")
+    hidden = tmp_path / ".being-made"  # a directory another session is still setting up
+    hidden.mkdir()
+    state = StateDir.create("new", tmp_path)
+    try:
+        assert not stale.exists()
+        assert hidden.exists()
+    finally:
+        state.remove()
+
+
+def test_machine_names_are_unique_and_valid() -> None:
+    names = {unique_machine_name("a-very-long-image-name-" * 4) for _ in range(3)}
+    assert len(names) == 3
+    assert all(len(n) <= 64 and "--" not in n for n in names)
