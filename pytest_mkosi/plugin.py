@@ -69,6 +69,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     runner = MachineOptions.of(session.config).runner
     for cell in cells(options.config_directories, options.matrix):
         configs = configs_of(session.config, cell)
+        if runner == "auto":
+            continue  # a cell whose format boots nowhere skips its machine tests (_host_skip)
         try:
             choose_runner(runner, configs[-1])
         except RunnerChoiceError as e:
@@ -100,8 +102,13 @@ def _host_skip(pytestconfig: pytest.Config, cell: Cell, fixtures: set[str], kvm:
     configs = configs_of(pytestconfig, cell)
     if fixtures & IMAGE_FIXTURES and (reason := hostcheck.root_reason()):
         return reason
-    if fixtures & MACHINE_FIXTURES and (reason := hostcheck.machine_reason(configs[-1])):
-        return reason
+    if fixtures & MACHINE_FIXTURES:
+        try:
+            choose_runner(MachineOptions.of(pytestconfig).runner, configs[-1])
+        except RunnerChoiceError as e:
+            return str(e)
+        if reason := hostcheck.machine_reason(configs[-1]):
+            return reason
     if kvm and (reason := hostcheck.kvm_reason()):
         return reason
     if fixtures & IMAGE_FIXTURES:

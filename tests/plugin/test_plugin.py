@@ -39,7 +39,7 @@ def test_without_config_mkosi_tests_skip_and_say_what_to_pass(pytester: pytest.P
     )
     result = pytester.runpytest_subprocess("-rs")
     result.assert_outcomes(passed=1, skipped=2)
-    result.stdout.fnmatch_lines(["*SKIPPED [[]2[]]*no --mkosi-config given: pass --mkosi-config=DIR*"])
+    assert result.stdout.str().count("no --mkosi-config given: pass --mkosi-config=DIR") == 2
 
 
 def test_bad_config_is_a_usage_error(pytester: pytest.Pytester, tmp_path: Path) -> None:
