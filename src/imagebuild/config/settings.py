@@ -512,7 +512,7 @@ SETTINGS: tuple[Setting, ...] = (
                           needed_by=lambda c: c.bootloader == Bootloader.grub),
            help="The UEFI boot loader: none, systemd-boot, uki or grub."),
     choice("BiosBootloader", "Content", BiosBootloader, default=BiosBootloader.none, label="BIOS Bootloader",
-           matters=lambda c: relevance.gets_boot_loader(c) and c.bios_bootloader != BiosBootloader.none,
+           matters=relevance.gets_bios_boot_loader,
            not_yet=NotYet("only UEFI boot loaders are installed; use BiosBootloader=none and boot with UEFI "
                           "(QemuFirmware=uefi)"),
            help="The BIOS boot loader: none or grub."),
