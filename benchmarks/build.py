@@ -15,7 +15,8 @@ the same warm build (only mkosi.extra changed, mkosi's defaults) is also run by 
 with ours so that both see the same machine load, and the ratio of the best times is printed (goal: ours
 at most 0.35x). mkosi runs from the checkout with PYTHONPATH; nothing of it is part of this project. Its
 Debian config adds a trixie-debug repository that some mirrors refuse, so its sandbox gets a sources file
-with only the plain archive (mkosi.sandbox/etc/apt/sources.list.d/).
+with only the plain archive (mkosi.sandbox/etc/apt/sources.list.d/mkosi.sources, which mkosi then does
+not write itself).
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def mkosi_command(work: Path) -> list[str] | None:
     if not (Path(checkout) / "mkosi/__init__.py").is_file():
         sys.exit(f"MKOSI_CHECKOUT={checkout}: not a checkout of mkosi (no mkosi/__init__.py)")
     tree = config_tree(work / "mkosi-tree")
-    sources = tree / "mkosi.sandbox/etc/apt/sources.list.d/debian.sources"
+    sources = tree / "mkosi.sandbox/etc/apt/sources.list.d/mkosi.sources"
     sources.parent.mkdir(parents=True)
     sources.write_text(MKOSI_SOURCES)
     return ["env", f"PYTHONPATH={checkout}", sys.executable, "-m", "mkosi", "-C", str(tree),
