@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.log import logger
-from imagebuild.tools.mounts import remove_tree
+from imagebuild.tools.mounts import remove_tree_in_background
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -108,4 +108,4 @@ class Workspace:
         if kind is not None and self.keep_on_failure:
             logger.warning("workspace kept for debugging: %s", self.path)
             return
-        remove_tree(self.path)
+        remove_tree_in_background(self.path)

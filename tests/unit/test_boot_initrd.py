@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from imagebuild.boot import initrd
+from imagebuild.boot.kernel import Kernel
 from imagebuild.config import Config, load
 from imagebuild.context import Context
+from imagebuild.errors import BuildError
+from imagebuild.pipeline import image_sandbox
 
 
 def _config(directory: Path, *args: str) -> Config:
@@ -45,3 +50,39 @@ def test_cache_key_follows_the_inputs(tmp_path: Path) -> None:
     include.write_text("[Content]\nPackages=b\n")
     assert first != initrd.cache_key(with_include, packages) != key
     assert initrd.cache_directory(_config(tmp_path / "d", f"--cache-dir={tmp_path}/c")) == tmp_path / "c/initrd"
+
+
+def test_modules_initrd_indexes_with_the_images_depmod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The host need not have kmod (this one has none); an image with a kernel has its own depmod.
+    context = Context(_config(tmp_path / "conf"), tmp_path / "ws", tmp_path / "cache", None)
+    root = context.root
+    version = "6.12.1-amd64"
+    modules_dir = root / "usr/lib/modules" / version
+    (modules_dir / "kernel").mkdir(parents=True)
+    (modules_dir / "kernel/virtio.ko").write_bytes(b"\x7fELF\0license=GPL\0")
+    (modules_dir / "modules.dep").write_text("kernel/virtio.ko:\n")
+    (modules_dir / "modules.order").write_text("")
+    (root / "usr/bin").mkdir(parents=True)
+    (root / "usr/bin/depmod").write_text("#!/bin/sh\n")
+    (root / "usr/bin/depmod").chmod(0o755)
+    (root / "boot").mkdir()
+    (root / f"boot/vmlinuz-{version}").write_bytes(b"kernel")
+    context.artifacts.mkdir(parents=True)
+    calls: list[tuple[list[str], list[tuple[Path, str]]]] = []
+
+    def in_image(ctx: Context, argv: list[str], *, binds: list[tuple[Path, str]], **kwargs: object) -> str:
+        calls.append((list(argv), list(binds)))
+        (source, _), = binds
+        # What the image's depmod sees at the bound path: the staged modules with the lib -> usr/lib link.
+        assert (source / "lib/modules" / version / "kernel/virtio.ko").is_file()
+        return ""
+
+    def no_host_tool(*args: object, **kwargs: object) -> str:
+        raise BuildError("the tool 'depmod' was not found on this host")
+
+    monkeypatch.setattr(image_sandbox, "run_in_image", in_image)
+    monkeypatch.setattr(initrd, "tool", no_host_tool)
+    target = initrd.build_modules_initrd(context, Kernel(version, root / f"boot/vmlinuz-{version}"))
+    assert target.is_file()
+    (argv, binds), = calls
+    assert argv == ["depmod", "--all", "--basedir", binds[0][1], version]

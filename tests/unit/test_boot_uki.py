@@ -112,6 +112,17 @@ def test_systemd_boot_unsigned(tmp_path: Path) -> None:
     assert "secure-boot-enroll" not in (context.root / "efi/loader/loader.conf").read_text()
 
 
+def test_systemd_boot_from_the_distribution_signed_binary(tmp_path: Path) -> None:
+    # Debian trixie's systemd-boot pulls in systemd-boot-efi-amd64-signed, which has only the .signed binary.
+    context = _context(tmp_path, "-t", "directory", "--bootable=yes")
+    _root_with_kernel(context)
+    efi = context.root / "usr/lib/systemd/boot/efi"
+    (efi / "systemd-bootx64.efi").rename(efi / "systemd-bootx64.efi.signed")
+    bootloader.install_bootloader(context)
+    assert (context.root / "efi/EFI/systemd/systemd-bootx64.efi").read_bytes() == b"MZ-boot"
+    assert (context.root / "efi/EFI/BOOT/BOOTX64.EFI").read_bytes() == b"MZ-boot"
+
+
 def test_systemd_boot_signed_with_enrollment(tmp_path: Path, keys: tuple[Path, Path],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     key, crt = keys

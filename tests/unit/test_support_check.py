@@ -73,6 +73,14 @@ def test_boot_loader_settings_of_bootable_images_are_refused(text: str, name: st
         check_supported(c)
 
 
+@pytest.mark.parametrize("fmt", ["directory", "tar", "cpio"])
+def test_grub_for_bios_in_a_bootable_image_that_is_no_disk_is_accepted(fmt: str, tmp_path: Path) -> None:
+    # mkosi's own development config sets BiosBootloader=grub on x86-64 with Bootable=yes and Format=directory:
+    # v22 writes grub for BIOS only into disk images, so the value does nothing there.
+    c = config(tmp_path, f"[Output]\nFormat={fmt}\n[Content]\nBootable=yes\nBiosBootloader=grub\n")
+    assert refused(c) == []
+
+
 def test_no_boot_loader_at_all_makes_shim_irrelevant(tmp_path: Path) -> None:
     assert refused(config(tmp_path, "[Output]\nFormat=disk\n[Content]\nBootloader=none\nShimBootloader=signed\n")) == []
 

@@ -7,6 +7,7 @@ IncludeHost= remove modules from the image: depmod then rewrites the module inde
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild.boot import grub, modules
@@ -39,19 +40,33 @@ def trim_kernel_modules(context: Context) -> None:
         logger.info("Kernel %s: kept %d modules, removed %d", kernel.version, len(keep), removed)
 
 
+def systemd_boot_binary(context: Context, name: str) -> Path | None:
+    """The image's systemd-boot binary: the unsigned one, else the distribution-signed one.
+
+    Debian trixie's systemd-boot depends on "systemd-boot-efi-signed | systemd-boot-efi", so without
+    Recommends an image often has only systemd-boot<arch>.efi.signed (bootctl installs that one too).
+    """
+    directory = context.root / "usr/lib/systemd/boot/efi"
+    for candidate in (directory / name, directory / f"{name}.signed"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
 def install_systemd_boot(context: Context) -> None:
     config = context.config
     arch = efi_architecture(config)
-    source = context.root / f"usr/lib/systemd/boot/efi/systemd-boot{arch}.efi"
-    if not source.is_file():
-        message = (f"Bootloader=systemd-boot: the image has no {source.relative_to(context.root)}; "
+    name = f"systemd-boot{arch}.efi"
+    source = systemd_boot_binary(context, name)
+    if source is None:
+        message = (f"Bootloader=systemd-boot: the image has no usr/lib/systemd/boot/efi/{name}; "
                    "add systemd-boot-efi to Packages=")
         if config.bootable == ConfigFeature.enabled:
             raise BuildError(message)
         logger.warning("%s (Bootable=auto: no boot loader installed)", message)
         return
     esp = esp_tree(context)
-    targets = [esp / "EFI/systemd" / source.name, esp / "EFI/BOOT" / f"BOOT{arch.upper()}.EFI"]
+    targets = [esp / "EFI/systemd" / name, esp / "EFI/BOOT" / f"BOOT{arch.upper()}.EFI"]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         if config.secure_boot:

@@ -160,6 +160,24 @@ def modules_filter(config: Config) -> modules.ModuleFilter:
                                 config.kernel_modules_initrd_include_host)
 
 
+def run_depmod_on(context: Context, basedir: Path, version: str) -> None:
+    """Index the modules below basedir with the image's own depmod, else the tools tree's or the host's.
+
+    The image's kmod is the one that knows its kernel's module compression, and an image with a kernel has
+    it (Debian's kernel packages depend on kmod), while the host need not (this one has no kmod).
+    """
+    # Imported here: the pipeline package imports the boot stages, so boot cannot import it at load time.
+    from imagebuild.pipeline.image_sandbox import image_has_program, run_in_image
+
+    if image_has_program(context.root, "depmod"):
+        inside = "/run/imagebuild-modules"
+        run_in_image(context, ["depmod", "--all", "--basedir", inside, version], what="depmod",
+                     binds=[(basedir, inside)])
+        return
+    depmod = tool(context, "depmod", package="kmod")
+    run_tool(context, [depmod, "--all", "--basedir", basedir, version], what="depmod")
+
+
 def build_modules_initrd(context: Context, kernel: Kernel) -> Path:
     """A cpio with the kernel's selected modules, their firmware and freshly made module indexes."""
     root = context.root
@@ -171,10 +189,9 @@ def build_modules_initrd(context: Context, kernel: Kernel) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     modules.stage_modules(root, modules_dir, keep, staging)
-    depmod = tool(context, "depmod", package="kmod")
     # depmod looks in <basedir>/lib/modules; the symlink is only for it (the initrd it joins has /lib).
     (staging / "lib").symlink_to("usr/lib")
-    run_tool(context, [depmod, "--all", "--basedir", staging, kernel.version], what="depmod")
+    run_depmod_on(context, staging, kernel.version)
     (staging / "lib").unlink()
     target = context.artifacts / f"modules-{kernel.version}.cpio"
     make_cpio(staging, target)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from imagebuild.config.enums import AUTO_BOOTABLE_FORMATS, Bootloader, ConfigFeature, OutputFormat
+from imagebuild.config.enums import AUTO_BOOTABLE_FORMATS, BiosBootloader, Bootloader, ConfigFeature, OutputFormat
 from imagebuild.config.setting import Effect
 
 if TYPE_CHECKING:
@@ -27,6 +27,13 @@ def gets_boot_loader(config: Config) -> bool:
 
 def gets_uefi_boot_loader(config: Config) -> bool:
     return gets_boot_loader(config) and config.bootloader != Bootloader.none
+
+
+def gets_bios_boot_loader(config: Config) -> bool:
+    """Whether BiosBootloader= puts a boot loader into the image: mkosi v22 installs grub for BIOS only into
+    Format=disk images (a directory, tar or cpio has no disk whose first sectors it could write)."""
+    return (config.bios_bootloader != BiosBootloader.none and config.format == OutputFormat.disk
+            and gets_boot_loader(config))
 
 
 def builds_initrds(config: Config) -> bool:

@@ -510,7 +510,7 @@ SETTINGS: tuple[Setting, ...] = (
            matters=relevance.gets_boot_loader,
            help="The UEFI boot loader: none, systemd-boot, uki or grub."),
     choice("BiosBootloader", "Content", BiosBootloader, default=BiosBootloader.none, label="BIOS Bootloader",
-           matters=lambda c: relevance.gets_boot_loader(c) and c.bios_bootloader != BiosBootloader.none,
+           matters=relevance.gets_bios_boot_loader,
            help="The BIOS boot loader: none or grub."),
     choice("ShimBootloader", "Content", ShimBootloader, default=ShimBootloader.none,
            matters=lambda c: relevance.gets_uefi_boot_loader(c) and c.shim_bootloader != ShimBootloader.none,

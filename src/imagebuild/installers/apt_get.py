@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from imagebuild.config.enums import CacheOnly
 from imagebuild.errors import BuildError
-from imagebuild.installers import apt_cache
+from imagebuild.installers import apt_cache, apt_freshness
 from imagebuild.installers.apt import (
     HOOKS,
     AptSetup,
@@ -160,15 +160,30 @@ def sync_lists(
         logger.info("CacheOnly=%s: using the cached repository metadata", setup.cache_only)
         # The local package repository is not in the cache; it is indexed from the workspace.
         update_local_lists(setup, work, env)
+    elif have_cached and _lists_unchanged(setup, work, package_manager_tree):
+        logger.info("The repositories' InRelease files are unchanged since the last sync: no apt-get update")
     else:
         apt_get = find_tool("apt-get", package="apt")
         try:
             run([apt_get, "update"], what="apt-get update", env=env)
         except CommandError as e:
             raise expired_metadata_error(e.output, setup) or e from None
+        apt_freshness.write_stamp(work.lists, _sources_fingerprint(setup))
         apt_cache.save_lists(cache, setup.suite, setup.architecture, work.lists)
     (work.directory / "synced").touch()
     return work.lists
+
+
+def _sources_fingerprint(setup: AptSetup) -> str:
+    """What the lists were fetched for: the sources and the architecture."""
+    return f"{setup.architecture}\n" + "".join(line + "\n" for line in setup.build_sources())
+
+
+def _lists_unchanged(setup: AptSetup, work: AptWorkspace, package_manager_tree: Path | None) -> bool:
+    # Package manager trees may add sources or apt options (Check-Valid-Until, proxies): then apt decides.
+    if package_manager_tree is not None and (package_manager_tree / "etc/apt").exists():
+        return False
+    return apt_freshness.lists_are_fresh(setup.build_repositories, work.lists, _sources_fingerprint(setup))
 
 
 _EXPIRED = re.compile(r"Release file for (\S+) is expired \(invalid since ([^)]*)\)")

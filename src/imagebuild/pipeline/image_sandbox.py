@@ -73,16 +73,20 @@ def sandbox_command(
     *,
     env: Mapping[str, str] | None = None,
     ro_binds: Sequence[tuple[Path, str]] = (),
+    binds: Sequence[tuple[Path, str]] = (),
 ) -> list[str]:
     """bwrap command line that runs argv with root as / (fresh /dev, /proc, /tmp and /run).
 
-    ro_binds: host paths shown read-only at a path inside the sandbox (under /run or /tmp).
+    ro_binds: host paths shown read-only at a path inside the sandbox (under /run or /tmp); binds: the
+    same, writable.
     """
     extra: list[str] = []
     for name, value in (env or {}).items():
         extra += ["--setenv", name, value]
     for source, target in ro_binds:
         extra += ["--ro-bind", os.fspath(source), target]
+    for source, target in binds:
+        extra += ["--bind", os.fspath(source), target]
     return [
         find_tool("bwrap", package="bubblewrap"),
         "--bind", os.fspath(root), "/",
@@ -110,6 +114,8 @@ def run_in_image(
     what: str | None = None,
     env: Mapping[str, str] | None = None,
     ro_binds: Sequence[tuple[Path, str]] = (),
+    binds: Sequence[tuple[Path, str]] = (),
 ) -> str:
     """Run one of the image's programs on the image; returns its output, CommandError on failure."""
-    return run(sandbox_command(context.root, argv, env=env, ro_binds=ro_binds), what=what or argv[0])
+    return run(sandbox_command(context.root, argv, env=env, ro_binds=ro_binds, binds=binds),
+               what=what or argv[0])

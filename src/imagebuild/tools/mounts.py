@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 
@@ -38,3 +39,38 @@ def remove_tree(path: Path) -> None:
         return
     unmount_below(path)
     subprocess.run(["rm", "-rf", "--one-file-system", os.fspath(path)], check=False)
+
+
+TRASH_PREFIX = ".imagebuild-trash-"
+
+
+def remove_tree_in_background(path: Path) -> None:
+    """Remove a workspace without waiting: renamed aside at once, deleted by a detached rm.
+
+    Deleting a workspace that holds a whole image tree (and the previous output it replaced) took ~1 s of
+    every warm build. The rename is instant and the build's caller gets its result sooner; trash that an
+    earlier remover left behind (it was killed) goes with it.
+    """
+    if not path.exists():
+        return
+    unmount_below(path)
+    trash = path.with_name(TRASH_PREFIX + path.name)
+    try:
+        os.rename(path, trash)
+    except OSError:
+        remove_tree(path)
+        return
+    stale = [p for p in path.parent.glob(TRASH_PREFIX + "*") if p != trash and _older_than(p, 3600)]
+    argv = ["rm", "-rf", "--one-file-system", os.fspath(trash), *map(os.fspath, stale)]
+    try:
+        subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:
+        remove_tree(trash)
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.lstat().st_mtime > seconds
+    except OSError:
+        return False
