@@ -250,4 +250,6 @@ def build_image(config: Config, *, force: int = 0, keep_workspace_on_failure: bo
 def sub_build(config: Config) -> Path:
     """The one way stages and verbs ask for another image (the default initrd, the default tools tree):
     build config, replacing an earlier output of it, and return its main artifact."""
-    return build_image(config, force=1).path
+    # Sub-images have caches of their own (the initrd's, the tools tree's): an install cache entry would
+    # only duplicate them on disk.
+    return build_image(config, force=1, use_install_cache=False).path
