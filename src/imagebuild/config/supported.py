@@ -69,9 +69,10 @@ BOOT = frozenset({
 RUNTIME = frozenset({
     "RuntimeTrees", "RuntimeSize", "RuntimeScratch", "RuntimeNetwork", "Ephemeral", "Credentials",
     "KernelCommandLineExtra", "NSpawnSettings", "SshKey", "SshCertificate", "Acl", "QemuSmp",
-    # Not supported yet: QemuVsock=/QemuVsockConnectionId= (no vhost-vsock on the build machines to test
-    # with), QemuGui= (no display, and the tools tree's qemu has no GUI modules).
-    "QemuMem", "QemuKvm", "QemuSwtpm", "QemuCdrom", "QemuFirmware",
+    # QemuVsock= picks the SSH transport of the qemu verb and runner (vsock, else virtio-serial).
+    # Not supported yet: QemuVsockConnectionId= (a free CID is always picked at random), QemuGui= (no
+    # display, and the tools tree's qemu has no GUI modules).
+    "QemuVsock", "QemuMem", "QemuKvm", "QemuSwtpm", "QemuCdrom", "QemuFirmware",
     "QemuFirmwareVariables", "QemuKernel", "QemuDrives", "QemuArgs",
 })
 
