@@ -58,11 +58,13 @@ class QemuRunner(Runner):
     kind = "qemu"
 
     def __init__(self, config: Config, image_path: Path, *, name: str, tools_tree: Path | None = None,
-                 state_parent: Path | None = None, stop_grace: float = 10.0) -> None:
+                 state_parent: Path | None = None, stop_grace: float = 10.0, network: bool = False) -> None:
         """`config` as resolved; `image_path` the built image (the cache's copy), which is never written;
         `name` unique on this host; `tools_tree` where qemu, OVMF and swtpm come from (None: the host's,
         e.g. imagebuild.pipeline.subbuilds.tools_tree_for(config)); `state_parent` the parent of all
-        machines' state directories; `stop_grace` how long stop() lets the guest power off cleanly."""
+        machines' state directories; `stop_grace` how long stop() lets the guest power off cleanly;
+        `network` a user-mode NIC (RuntimeNetwork=user's default cannot be told from a choice, so the
+        caller decides; a test machine has none by default)."""
         self.config = dataclasses.replace(config, output_directory=image_path.parent)
         launch.check_bootable(self.config)
         artifact = launch.image_path(self.config)
@@ -74,6 +76,7 @@ class QemuRunner(Runner):
         self.tools_tree = tools_tree
         self.state_parent = state_parent
         self.stop_grace = stop_grace
+        self.network = network
         self.accelerator: str | None = None
         self.accelerator_note = ""
         self.transport = choose_transport(self.config)
@@ -118,6 +121,8 @@ class QemuRunner(Runner):
                           f"logfile={state / 'console.log'},logappend=on", "-serial", "chardev:console"],
             extra_args=[*channel.qemu_args, "-qmp", f"unix:{state / 'qmp.sock'},server=on,wait=off"],
             ephemeral=True, overlay=True, scratch=state,
+            # No NIC unless the caller asks for one: SSH needs none.
+            network=self.network,
         )
 
     def start(self, *, timeout: float = 300.0) -> None:
@@ -153,8 +158,9 @@ class QemuRunner(Runner):
             raise
 
     def _wait_ready(self, *, other_than: str | None, deadline: float) -> None:
-        """The readiness event of the next boot, then the SSH handshake."""
+        """The next announcement of a fresh sshd (in a boot other than `other_than`), then the handshake."""
         if self._ready is not None:
+            self._ready.drain()
             self.boot_id = self._ready.wait_boot(other_than=other_than, deadline=deadline, alive=self.is_running)
         elif self._notify is not None:
             self._wait_notify(deadline)
@@ -237,6 +243,23 @@ class QemuRunner(Runner):
     @property
     def ssh(self) -> paramiko.SSHClient:
         return self.connection().client
+
+    def release_ssh(self, *, timeout: float = 120.0) -> None:
+        """Close the runner's SSH connection and return once a fresh sshd waits on the port (it carries
+        one stream: someone else can use it now, e.g. ssh_command()); connection() fails until reconnect()."""
+        self._close_ssh()
+        if self._ready is not None:
+            self._ready.drain()
+            self._ready.wait_boot(other_than=None, deadline=time.monotonic() + timeout, alive=self.is_running)
+
+    def reconnect(self, *, timeout: float = 120.0) -> None:
+        """A new SSH connection to the running boot (after release_ssh()), through a fresh sshd."""
+        self._close_ssh()
+        deadline = time.monotonic() + timeout
+        if self._ready is not None:
+            self._ready.drain()
+            self._ready.wait_boot(other_than=None, deadline=deadline, alive=self.is_running)
+        self._connect(deadline)
 
     def wait_rebooted(self, *, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout

@@ -1,5 +1,5 @@
-"""Readiness as an event: the guest writes its boot ID to a virtio-serial port once it serves SSH
-(imagebuild.launch.guest_ssh); the host reads the lines from qemu's unix socket of that port."""
+"""Readiness as an event: before each sshd starts on the SSH port, the guest writes its boot ID to a second
+virtio-serial port (imagebuild.launch.guest_ssh); the host reads the lines from qemu's unix socket of it."""
 
 from __future__ import annotations
 
@@ -32,6 +32,15 @@ class ReadyPort:
                 if not alive() or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
+
+    def drain(self) -> None:
+        """Forget the announcements read or waiting so far: only one made after this call counts."""
+        if self._sock is None:
+            return
+        self._buffer = b""
+        while select.select([self._sock], [], [], 0)[0]:
+            if not self._sock.recv(65536):
+                break
 
     def wait_boot(self, *, other_than: str | None, deadline: float, alive: Callable[[], bool]) -> str:
         """The next boot ID the guest announces that is not `other_than`; TimeoutError at the deadline,

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from imagebuild.errors import RunError
+
 # One parent for all machines' state on this host (nspawn's too, if it adopts it).
 DEFAULT_PARENT = Path("/var/tmp/pytest-mkosi/machines")
 LOCK_FILE = "lock"
@@ -96,7 +98,8 @@ class StateDir:
         try:
             self.path.mkdir(mode=0o700)
         except FileExistsError:
-            raise RuntimeError(f"a machine named {name!r} is already running here ({self.path})") from None
+            raise RunError(f"a machine named {name!r} is already running on this host ({self.path}); "
+                           "give each machine a name of its own") from None
         self._lock = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         self._watcher = subprocess.Popen(

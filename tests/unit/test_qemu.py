@@ -347,7 +347,7 @@ def test_tcg_gets_one_vcpu_per_host_core_unless_qemusmp_is_set(env: dict[str, An
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
     with q.qemu_machine(config_for(env, "--format=disk"), tools_tree=env["tree"]) as vm:
         assert value_after(vm.argv, "-smp") == ["6"]
-        assert vm.accelerator_note.startswith("accelerator: TCG, multi-threaded, 6 vCPU(s)")
+        assert vm.accelerator_note.startswith("accelerator: TCG (multi-threaded, slower than KVM) with 6 vCPUs")
     with q.qemu_machine(config_for(env, "--format=disk", "--qemu-smp=3"), tools_tree=env["tree"]) as vm:
         assert value_after(vm.argv, "-smp") == ["3"]
 
@@ -378,3 +378,12 @@ def test_the_accelerator_note_says_why(env: dict[str, Any], monkeypatch: pytest.
     config = config_for(env, "--format=disk")
     assert REAL_USE_KVM(config, "qemu", None, None, reasons) is bool(verdict)
     assert len(reasons) == 1 and expected in reasons[0]
+
+
+def test_network_follows_runtimenetwork_unless_the_caller_decides(env: dict[str, Any]) -> None:
+    disk_image(env)
+    config = config_for(env, "--format=disk")
+    with q.qemu_machine(config, tools_tree=env["tree"]) as vm:
+        assert value_after(vm.argv, "-nic") == ["user,model=virtio-net-pci"]
+    with q.qemu_machine(config, tools_tree=env["tree"], options=q.QemuOptions(network=False)) as vm:
+        assert value_after(vm.argv, "-nic") == ["none"]

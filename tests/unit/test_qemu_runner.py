@@ -67,25 +67,42 @@ def test_virtio_serial_channel_argv_and_guest_units(tmp_path: Path, keys: g.SshK
     assert "-nic" not in argv and "vhost-vsock-pci" not in " ".join(argv)
     creds = credentials(argv)
     assert set(creds) == {"systemd.extra-unit.imagebuild-ssh-serial.service",
-                          "systemd.extra-unit.imagebuild-ready-serial.service",
-                          "systemd.unit-dropin.sysinit.target~imagebuild-ssh",
+                          "systemd.unit-dropin.sysinit.target~imagebuild-ssh", "imagebuild.ssh.serve-port",
                           "imagebuild.ssh.host_key", "ssh.authorized_keys.root"}
     assert creds["ssh.authorized_keys.root"].decode() == keys.client_public
     assert creds["imagebuild.ssh.host_key"] == keys.host_key.read_bytes()
+    assert creds["imagebuild.ssh.serve-port"] == g.SERVE_PORT_SCRIPT.encode()
     assert creds["systemd.unit-dropin.sysinit.target~imagebuild-ssh"] == \
-        b"[Unit]\nWants=imagebuild-ssh-serial.service imagebuild-ready-serial.service\n"
+        b"[Unit]\nWants=imagebuild-ssh-serial.service\n"
     ssh_unit = creds["systemd.extra-unit.imagebuild-ssh-serial.service"].decode()
-    assert "StandardInput=file:/dev/virtio-ports/io.imagebuild.ssh" in ssh_unit
-    assert "StandardOutput=file:/dev/virtio-ports/io.imagebuild.ssh" in ssh_unit
-    assert "BindsTo=dev-virtio\\x2dports-io.imagebuild.ssh.device" in ssh_unit
-    assert "ExecStart=-/usr/sbin/sshd -i " in ssh_unit and "HostKey=%d/imagebuild.ssh.host_key" in ssh_unit
+    assert "ExecStart=-/bin/sh %d/imagebuild.ssh.serve-port io.imagebuild.ssh /usr/sbin/sshd -i " in ssh_unit
+    # Every sshd announces itself before it serves: the readiness event, also after a reconnect.
+    assert ("ExecStartPre=-/bin/sh %d/imagebuild.ssh.serve-port io.imagebuild.ready /bin/cat "
+            "/proc/sys/kernel/random/boot_id") in ssh_unit
+    assert "HostKey=%d/imagebuild.ssh.host_key" in ssh_unit
     assert "AuthorizedKeysFile=%d/ssh.authorized_keys.root" in ssh_unit
+    assert "ImportCredential=imagebuild.ssh.*" in ssh_unit and "ImportCredential=ssh.authorized_keys.root" in ssh_unit
     assert "Restart=always" in ssh_unit and "RestartSec=300ms" in ssh_unit
-    assert "StartLimitIntervalSec=0" in ssh_unit
-    ready_unit = creds["systemd.extra-unit.imagebuild-ready-serial.service"].decode()
-    assert "ExecStart=-/bin/cat /proc/sys/kernel/random/boot_id" in ready_unit
-    assert "StandardOutput=file:/dev/virtio-ports/io.imagebuild.ready" in ready_unit
-    assert "After=dev-virtio\\x2dports-io.imagebuild.ready.device imagebuild-ssh-serial.service" in ready_unit
+    assert "StartLimitIntervalSec=0" in ssh_unit and "DefaultDependencies=no" in ssh_unit
+    assert "After=local-fs.target systemd-tmpfiles-setup.service\n" in ssh_unit
+    assert "ConditionPathExists=/usr/sbin/sshd" in ssh_unit
+
+
+def test_serve_port_script_finds_the_port_by_name_and_opens_it_once(tmp_path: Path) -> None:
+    sysfs, dev = tmp_path / "sys", tmp_path / "dev"
+    for port, name in (("vport1p1", "org.qemu.guest_agent.0"), ("vport1p2", "io.imagebuild.ssh")):
+        (sysfs / port).mkdir(parents=True)
+        (sysfs / port / "name").write_text(name + "\n")
+    dev.mkdir()
+    (dev / "vport1p1").write_text("wrong port")
+    (dev / "vport1p2").write_text("hello")
+    script = g.SERVE_PORT_SCRIPT.replace("/sys/class/virtio-ports", str(sysfs)).replace('"/dev/', f'"{dev}/')
+    assert script != g.SERVE_PORT_SCRIPT
+    # The command reads the port and writes to it through the same open file (its offset is shared).
+    command = ["sh", "-c", 'read -r line; printf "[%s]" "$line"']
+    subprocess.run(["/bin/sh", "-c", script, "sh", "io.imagebuild.ssh", *command], check=True, timeout=10)
+    assert (dev / "vport1p2").read_text() == "hello[hello]"
+    assert (dev / "vport1p1").read_text() == "wrong port"
 
 
 def test_virtio_serial_without_readiness_for_the_verb(tmp_path: Path, keys: g.SshKeys) -> None:
@@ -93,7 +110,8 @@ def test_virtio_serial_without_readiness_for_the_verb(tmp_path: Path, keys: g.Ss
     assert channel.ready_socket is None
     assert "io.imagebuild.ready" not in " ".join(channel.qemu_args)
     creds = credentials(channel.qemu_args)
-    assert "RestartSec=2000ms" in creds["systemd.extra-unit.imagebuild-ssh-serial.service"].decode()
+    unit = creds["systemd.extra-unit.imagebuild-ssh-serial.service"].decode()
+    assert "RestartSec=2000ms" in unit and "ExecStartPre" not in unit
     wants = creds["systemd.unit-dropin.sysinit.target~imagebuild-ssh"]
     assert wants == b"[Unit]\nWants=imagebuild-ssh-serial.service\n"
 
@@ -148,13 +166,22 @@ def test_runner_options_console_qmp_overlay(tmp_path: Path, keys: g.SshKeys,
     state = tmp_path / "state"
     channel = g.virtio_serial_channel(state, keys)
     options = runner.qemu_options(state, channel)
-    assert options.overlay and options.ephemeral and options.scratch == state
+    assert options.overlay and options.ephemeral and options.scratch == state and options.network is False
     assert options.console_args == [
         "-chardev", f"socket,id=console,path={state}/console.sock,server=on,wait=off,"
         f"logfile={state}/console.log,logappend=on", "-serial", "chardev:console"]
     extra = list(options.extra_args)
     assert extra[:len(channel.qemu_args)] == channel.qemu_args
     assert extra[-2:] == ["-qmp", f"unix:{state}/qmp.sock,server=on,wait=off"]
+
+
+def test_runner_gives_a_nic_only_when_asked(tmp_path: Path, keys: g.SshKeys,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "vhost_vsock_available", lambda: False)
+    channel = g.virtio_serial_channel(tmp_path, keys)
+    config, image = disk_config(tmp_path)
+    assert QemuRunner(config, image, name="m").qemu_options(tmp_path, channel).network is False
+    assert QemuRunner(config, image, name="m", network=True).qemu_options(tmp_path, channel).network is True
 
 
 def test_runner_refuses_what_it_cannot_boot(tmp_path: Path) -> None:
@@ -207,7 +234,7 @@ def test_state_dir_is_locked_and_removed(tmp_path: Path) -> None:
     with pytest.raises(BlockingIOError):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.close(fd)
-    with pytest.raises(RuntimeError, match="already running"):
+    with pytest.raises(RunError, match="already running"):
         statedir.StateDir("machine one", tmp_path)
     # A live machine's directory survives the sweep.
     assert statedir.sweep(tmp_path) == []
@@ -316,3 +343,38 @@ def test_relay_carries_bytes_both_ways(tmp_path: Path) -> None:
     thread.join()
     server.close()
     assert result.stdout == b"HELLO", result.stderr
+
+
+def test_ready_port_drain_forgets_earlier_announcements(tmp_path: Path) -> None:
+    import socket
+    import threading
+
+    path = tmp_path / "ready.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    old, fresh = "6308b208-1ff6-4347-93f2-5b6d6635b11f", "9affc43e-2f1a-4d45-af24-906dc71fc0c1"
+    sent_old = threading.Event()
+    go = threading.Event()
+
+    def guest() -> None:
+        conn, _ = server.accept()
+        conn.sendall(f"{old}\n{old}\n".encode())
+        sent_old.set()
+        go.wait(5)
+        conn.sendall(f"{fresh}\n".encode())
+        time.sleep(0.3)
+        conn.close()
+
+    thread = threading.Thread(target=guest)
+    thread.start()
+    port = ReadyPort(path)
+    port.connect(deadline=time.monotonic() + 5, alive=lambda: True)
+    sent_old.wait(5)
+    time.sleep(0.2)
+    port.drain()
+    go.set()
+    assert port.wait_boot(other_than=None, deadline=time.monotonic() + 5, alive=lambda: True) == fresh
+    port.close()
+    thread.join()
+    server.close()

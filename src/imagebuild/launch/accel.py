@@ -64,9 +64,9 @@ class Accelerator:
 
     def note(self) -> str:
         if self.kvm:
-            return f"accelerator: KVM, {self.smp} vCPU(s) ({self.reason})"
-        threads = "multi-threaded" if self.multi_threaded else "single-threaded: this qemu is too old for MTTCG"
-        return f"accelerator: TCG, {threads}, {self.smp} vCPU(s) ({self.reason}); emulation is slower than KVM"
+            return f"accelerator: KVM with {self.smp} vCPUs, because {self.reason}"
+        threads = "multi-threaded" if self.multi_threaded else "single-threaded (this qemu is too old for MTTCG)"
+        return f"accelerator: TCG ({threads}, slower than KVM) with {self.smp} vCPUs, because {self.reason}"
 
 
 def accelerator_args(use_kvm: bool, smp: str, *, multi_threaded: bool = True) -> list[str]:

@@ -12,8 +12,9 @@ Two byte streams carry SSH:
 - virtio-serial everywhere else: a port (PORT_SSH) backed by a unix socket of qemu's on the host, with
   `sshd -i` reading and writing it. The port carries one stream at a time (paramiko multiplexes channels
   over it). While no host program is connected the guest reads EOF, so sshd exits and systemd starts it
-  again after a pause. A second port (PORT_READY) announces each boot's ID once our sshd runs: the host
-  waits for that event instead of scraping the console, then does the SSH handshake.
+  again after a pause. Before each sshd starts, the boot's ID is written to a second port (PORT_READY):
+  the host waits for that event instead of scraping the console, then does the SSH handshake; after a
+  disconnect it waits for the next one, so it never meets the end of an old session.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 PORT_SSH = "io.imagebuild.ssh"
 PORT_READY = "io.imagebuild.ready"
 SSH_SERIAL_UNIT = "imagebuild-ssh-serial.service"
-READY_SERIAL_UNIT = "imagebuild-ready-serial.service"
 SSH_VSOCK_SOCKET = "imagebuild-ssh-vsock.socket"
 SSH_VSOCK_SERVICE = "imagebuild-ssh-vsock@.service"
 # Not 22: systemd-ssh-generator (256+) may listen there with the image's own sshd settings and keys.
@@ -44,11 +44,6 @@ AUTHORIZED_KEYS_CREDENTIAL = "ssh.authorized_keys.root"
 HOST_KEY_ALIAS = "imagebuild-machine"
 
 
-def _escape_device(port: str) -> str:
-    # systemd's unit name of /dev/virtio-ports/<port> ("-" becomes \x2d, "/" becomes "-").
-    return "dev-virtio\\x2dports-" + port.replace("-", "\\x2d") + ".device"
-
-
 SSHD = (
     "/usr/sbin/sshd -i -e"
     f" -o HostKey=%d/{HOST_KEY_CREDENTIAL} -o AuthorizedKeysFile=%d/{AUTHORIZED_KEYS_CREDENTIAL}"
@@ -58,15 +53,37 @@ SSHD = (
 )
 
 
-def ssh_serial_unit(restart_seconds: float) -> str:
-    device = _escape_device(PORT_SSH)
-    port = f"/dev/virtio-ports/{PORT_SSH}"
+# Runs a command with a virtio-serial port (found by its name in sysfs) as its stdin and stdout. Not
+# /dev/virtio-ports/NAME: udev makes that link, and under TCG udev's coldplug ends late in the boot (90 s
+# after the kernel started on a loaded host, where the port's /dev/vportNpM was there from the initrd on).
+# One open file for both directions: a port can be opened only once.
+SERVE_PORT_SCRIPT = """\
+name=$1
+shift
+while :; do
+    for port in /sys/class/virtio-ports/*; do
+        if [ "$(cat "$port/name" 2>/dev/null)" = "$name" ]; then
+            exec 3<>"/dev/${port##*/}"
+            exec "$@" <&3 >&3 3<&-
+        fi
+    done
+    sleep 0.1
+done
+"""
+SERVE_PORT_CREDENTIAL = "imagebuild.ssh.serve-port"
+
+
+def ssh_serial_unit(restart_seconds: float, *, announce: bool) -> str:
+    # Each sshd announces itself (the boot ID on PORT_READY) before it opens PORT_SSH, i.e. only after the
+    # previous one has exited: a host that connects after a fresh announcement cannot meet the rest of an
+    # old session on the port (the guest notices a host disconnect late under TCG).
+    announce_line = (f"ExecStartPre=-/bin/sh %d/{SERVE_PORT_CREDENTIAL} {PORT_READY} "
+                     "/bin/cat /proc/sys/kernel/random/boot_id\n") if announce else ""
     return f"""\
 [Unit]
 Description=SSH for the host on the virtio-serial port {PORT_SSH}
 DefaultDependencies=no
-BindsTo={device}
-After={device} local-fs.target systemd-tmpfiles-setup.service
+After=local-fs.target systemd-tmpfiles-setup.service
 Before=shutdown.target
 Conflicts=shutdown.target
 ConditionPathExists=/usr/sbin/sshd
@@ -74,34 +91,15 @@ ConditionPathExists=/usr/sbin/sshd
 StartLimitIntervalSec=0
 
 [Service]
-ImportCredential={HOST_KEY_CREDENTIAL}
+ImportCredential=imagebuild.ssh.*
 ImportCredential={AUTHORIZED_KEYS_CREDENTIAL}
-# "-": an ended session is not a failure.
-ExecStart=-{SSHD}
-StandardInput=file:{port}
-StandardOutput=file:{port}
+{announce_line}# "-": an ended session is not a failure.
+ExecStart=-/bin/sh %d/{SERVE_PORT_CREDENTIAL} {PORT_SSH} {SSHD}
 StandardError=journal
 RuntimeDirectory=sshd
 RuntimeDirectoryPreserve=yes
 Restart=always
 RestartSec={int(restart_seconds * 1000)}ms
-"""
-
-
-def ready_serial_unit() -> str:
-    return f"""\
-[Unit]
-Description=Tell the host on {PORT_READY} that SSH is served in this boot
-DefaultDependencies=no
-After={_escape_device(PORT_READY)} {SSH_SERIAL_UNIT}
-BindsTo={_escape_device(PORT_READY)}
-ConditionPathExists=/usr/sbin/sshd
-
-[Service]
-Type=oneshot
-ExecStart=-/bin/cat /proc/sys/kernel/random/boot_id
-StandardOutput=file:/dev/virtio-ports/{PORT_READY}
-TimeoutStartSec=30s
 """
 
 
@@ -216,11 +214,11 @@ def virtio_serial_channel(directory: Path, keys: SshKeys, *, readiness: bool = T
     for chardev, path, name in ports:
         args += ["-chardev", f"socket,id={chardev},path={path},server=on,wait=off",
                  "-device", f"virtserialport,bus=imagebuild-serial.0,chardev={chardev},name={name}"]
-    units = [SSH_SERIAL_UNIT] + ([READY_SERIAL_UNIT] if readiness else [])
-    args += smbios_credential(f"systemd.extra-unit.{SSH_SERIAL_UNIT}", ssh_serial_unit(restart_seconds).encode())
-    if readiness:
-        args += smbios_credential(f"systemd.extra-unit.{READY_SERIAL_UNIT}", ready_serial_unit().encode())
+    units = [SSH_SERIAL_UNIT]
+    unit = ssh_serial_unit(restart_seconds, announce=readiness)
+    args += smbios_credential(f"systemd.extra-unit.{SSH_SERIAL_UNIT}", unit.encode())
     args += smbios_credential("systemd.unit-dropin.sysinit.target~imagebuild-ssh", dropin(units))
+    args += smbios_credential(SERVE_PORT_CREDENTIAL, SERVE_PORT_SCRIPT.encode())
     args += key_credentials(keys)
     return GuestChannel("virtio-serial", args, ssh_socket=ssh_socket, ready_socket=ready_socket if readiness else None)
 

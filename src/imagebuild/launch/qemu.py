@@ -75,6 +75,9 @@ class QemuOptions:
     overlay: bool = False
     # The directory for this boot's files (the caller owns and removes it); None: a scratch directory.
     scratch: Path | None = None
+    # A user-mode NIC: None lets RuntimeNetwork= decide (user by default, as in mkosi); runners pass False
+    # unless the config asks for a network, so that a test machine has none by default.
+    network: bool | None = None
 
 
 @dataclass
@@ -369,7 +372,8 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
             argv += ["-smbios", f"type=11,value=io.systemd.stub.kernel-cmdline-extra={extra}"]
         argv += smbios_credentials(config)
         argv += ["-device", "virtio-rng-pci"]
-        argv += ["-nic", "user,model=virtio-net-pci"] if config.runtime_network == Network.user else ["-nic", "none"]
+        network = config.runtime_network == Network.user if options.network is None else options.network
+        argv += ["-nic", "user,model=virtio-net-pci"] if network else ["-nic", "none"]
         argv += ["-display", "none", "-vga", "none"]
         argv += console_args(options)
 

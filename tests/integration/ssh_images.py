@@ -1,7 +1,9 @@
-"""examples/disk plus openssh-server, built once per machine through pytest-mkosi's image cache.
+"""Images with sshd for the qemu runner, built once per machine through pytest-mkosi's image cache.
 
-The copy lives in a fixed place with a key made once by `imagebuild genkey`, so that its inputs (and
-so the cache key) stay the same across sessions; the example's files are refreshed on every call.
+disk_ssh_image: examples/disk (OVMF, Secure Boot, verity) plus openssh-server. Its copy lives in a fixed
+place with a key made once by `imagebuild genkey`, so that its inputs (and so the cache key) stay the same
+across sessions; the example's files are refreshed on every call.
+direct_ssh_image: tests/integration/qemu_image plus openssh-server (Format=directory, direct kernel boot).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pytest_mkosi.images import BuiltImage, ImageCache
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 EXAMPLE = ROOT / "examples" / "disk"
+# A trixie tree with a kernel and a small initrd, booted directly (no firmware, no boot loader).
+DIRECT_BOOT_CONFIG = ROOT / "tests" / "integration" / "qemu_image"
 
 
 def disk_ssh_image() -> BuiltImage:
@@ -42,6 +46,13 @@ def disk_ssh_image() -> BuiltImage:
         return ImageCache().get(images[-1])
 
 
+def direct_ssh_image() -> BuiltImage:
+    """tests/integration/qemu_image plus openssh-server: Format=directory, direct kernel boot."""
+    _, images = load(["-C", str(DIRECT_BOOT_CONFIG), "--package=openssh-server", "build"])
+    return ImageCache().get(images[-1])
+
+
 if __name__ == "__main__":
-    image = disk_ssh_image()
-    print(image.path, "reused" if image.reused else f"built in {image.build_seconds:.0f}s")
+    for make in (disk_ssh_image, direct_ssh_image):
+        image = make()
+        print(image.path, "reused" if image.reused else f"built in {image.build_seconds:.0f}s")
