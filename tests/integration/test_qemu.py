@@ -7,6 +7,7 @@ directly from an ext4 copy of the tree.
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -85,7 +86,13 @@ def test_boots_to_login_prompt_and_cleans_up(output_directory: Path) -> None:
     # KernelCommandLineExtra= reached the kernel (it prints its command line) and swtpm gave it a TPM.
     assert any("Command line:" in line and "imagebuild.extra=ok" in line for line in text.splitlines())
     assert "tpm_tis" in text and "2.0 TPM" in text, text[-3000:]
-    assert "using TCG" in text or "(KVM" in text
+    # One note says which accelerator boots the machine and why; the boot line agrees with it.
+    note = re.search(r"Note: accelerator: (KVM|TCG) .* because ([^\n]+)", text)
+    assert note is not None, text[:3000]
+    boot_line = re.search(r"Booting \S+ in qemu \((KVM|TCG),", text)
+    assert boot_line is not None and boot_line.group(1) == note.group(1)
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        assert note.group(1) == "TCG" and "no usable /dev/kvm" in note.group(2)
     # Stopping the verb stops qemu and swtpm and removes the ext4 copy.
     assert scratch, "the qemu verb made no scratch directory"
     for name in scratch:
@@ -131,3 +138,90 @@ def test_real_qemu_accepts_every_option_the_builder_emits(tmp_path: Path) -> Non
                 proc.terminate()
                 proc.wait(10)
     assert list((tmp_path / "drives").iterdir()) == []
+
+
+def test_real_qemu_accepts_the_runners_devices(tmp_path: Path) -> None:
+    """The runner's additions (qcow2 overlay, console socket with a log, QMP, virtio-serial ports with their
+    credentials) on a real qemu, started paused: qemu exits at once on anything it does not accept, and the
+    QMP socket answers."""
+    from imagebuild.launch import guest_ssh
+    from imagebuild.launch.qemu import qemu_machine
+    from imagebuild.pipeline.subbuilds import tools_tree_for
+    from pytest_mkosi.runners.qemu import QemuRunner
+    from pytest_mkosi.runners.qmp import Qmp
+
+    conf, out, state = tmp_path / "conf", tmp_path / "out", tmp_path / "state"
+    for directory in (conf, out, state):
+        directory.mkdir()
+    with open(out / "image.raw", "wb") as f:
+        f.truncate(64 << 20)
+    _, images = load(["-C", str(conf), "--distribution=debian", "--release=trixie", "--format=disk",
+                      f"--output-dir={out}", "--runtime-size=128M", "--tools-tree=default", "build"])
+    config = images[-1]
+    runner = QemuRunner(config, out / "image.raw", name="paused", tools_tree=tools_tree_for(config))
+    channel = guest_ssh.virtio_serial_channel(state, guest_ssh.make_keys(state / "ssh"))
+    options = runner.qemu_options(state, channel)
+    options.extra_args = [*options.extra_args, "-S"]
+    with qemu_machine(runner.config, tools_tree=runner.tools_tree, options=options) as vm:
+        assert vm.disk == state / "overlay.qcow2"
+        proc = subprocess.Popen(vm.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not (state / "qmp.sock").exists():
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+                time.sleep(0.1)
+            qmp = Qmp(state / "qmp.sock")
+            status = qmp.command("query-status")
+            assert isinstance(status, dict) and status["running"] is False
+            listed = qmp.command("query-chardev")
+            assert isinstance(listed, list)
+            chardevs = {c["label"] for c in listed}
+            assert {"console", "ibssh", "ibready"} <= chardevs
+            for name in ("console.sock", "ssh.sock", "ready.sock"):
+                assert (state / name).exists()
+            qmp.quit()
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    # The overlay's backing file is the image, which qemu only read.
+    assert (out / "image.raw").stat().st_size == 64 << 20
+
+
+def test_imagebuild_ssh_reaches_the_qemu_verbs_machine(tmp_path: Path) -> None:
+    """`imagebuild qemu` on a tree with sshd, then `imagebuild ssh CMD` over its virtio-serial port."""
+    from tests.integration.ssh_images import DIRECT_BOOT_CONFIG, direct_ssh_image
+
+    out = direct_ssh_image().path.parent
+    args = ["-C", str(DIRECT_BOOT_CONFIG), "--package=openssh-server", f"--output-dir={out}"]
+    record = out / ".vm.runtime.json"
+    verb = subprocess.Popen([sys.executable, "-m", "imagebuild", *args, "qemu"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while not record.exists():
+            assert verb.poll() is None and time.monotonic() < deadline, "the qemu verb wrote no runtime record"
+            time.sleep(0.2)
+        assert record.stat().st_mode & 0o777 == 0o600
+        while True:
+            result = subprocess.run([sys.executable, "-m", "imagebuild", *args, "ssh", "cat", "/etc/hostname"],
+                                    capture_output=True, text=True, timeout=120, check=False)
+            if result.returncode == 0:
+                break
+            assert verb.poll() is None and time.monotonic() < deadline, result.stderr[-2000:]
+            time.sleep(2)
+        assert result.stdout.strip() != ""
+    finally:
+        verb.send_signal(signal.SIGTERM)
+        try:
+            verb.wait(30)
+        except subprocess.TimeoutExpired:
+            verb.kill()
+            verb.wait()
+    # The record goes with the machine; ssh then says how to start one.
+    assert not record.exists()
+    after = subprocess.run([sys.executable, "-m", "imagebuild", *args, "ssh", "true"], capture_output=True, text=True,
+                           timeout=60, check=False)
+    assert after.returncode != 0 and "imagebuild qemu" in after.stderr and "Traceback" not in after.stderr

@@ -18,6 +18,8 @@ from imagebuild.launch.swtpm import Swtpm
 from imagebuild.verbs.qemu import split_kernel_argument
 
 KVER = "6.12.1-amd64"
+# The env fixture replaces q.use_kvm; the note tests need the real one.
+REAL_USE_KVM = q.use_kvm
 
 
 def make_tools_tree(root: Path) -> Path:
@@ -171,8 +173,8 @@ def test_credentials_cmdline_extra_drives_and_args(env: dict[str, Any]) -> None:
         backing = list(drives.iterdir())
         assert len(backing) == 1 and backing[0].stat().st_size == 1 << 20
         assert any(d.startswith("if=none,id=data,") for d in value_after(vm.argv, "-drive"))
-        assert vm.argv[-4:] == ["-device", "nvme,serial=x,drive=data", "-snapshot"][-4:] or \
-            vm.argv[-3:] == ["-device", "nvme,serial=x,drive=data", "-snapshot"]
+        # QemuArgs= and then the caller's arguments come last, in this order.
+        assert vm.argv[-3:] == ["-device", "nvme,serial=x,drive=data", "-snapshot"]
     assert list(drives.iterdir()) == []
 
 
@@ -296,3 +298,92 @@ def test_scratch_of_a_killed_run_is_swept(tmp_path: Path) -> None:
     scratch = make_scratch(tmp_path, "imagebuild-qemu-")
     assert not stale.exists() and alive.exists() and scratch.exists()
     assert (scratch / "owner.pid").read_text().strip().isdigit()
+
+
+# ---- overlays, vCPUs and the accelerator note --------------------------------------------------------
+
+
+def test_overlay_is_a_qcow2_over_the_image_in_the_callers_directory(env: dict[str, Any],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    image = disk_image(env)
+    made: list[tuple[Path, Path, int | None]] = []
+
+    def fake_overlay(source: Path, overlay: Path, *, size: int | None, tools_tree: Path | None) -> None:
+        made.append((source, overlay, size))
+        overlay.write_bytes(b"QFI\xfb")
+
+    monkeypatch.setattr(q, "qcow2_overlay", fake_overlay)
+    state = env["tmp"] / "state"
+    state.mkdir()
+    config = config_for(env, "--format=disk", "--runtime-size=1G")
+    with q.qemu_machine(config, tools_tree=env["tree"], options=q.QemuOptions(overlay=True, scratch=state)) as vm:
+        assert vm.scratch == state and vm.disk == state / "overlay.qcow2"
+        assert made == [(image, state / "overlay.qcow2", 1 << 30)]
+        drive = next(d for d in value_after(vm.argv, "-drive") if "id=image" in d)
+        assert f"file={state / 'overlay.qcow2'}" in drive and "format=qcow2" in drive
+        assert f"file={image}" not in " ".join(vm.argv)
+    # The caller's directory stays (the caller removes it); the image is untouched.
+    assert state.is_dir() and image.read_bytes() == b"disk" * 1024
+
+
+def test_qcow2_overlay_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr("imagebuild.tools.run.run", lambda argv, **kw: calls.append([str(a) for a in argv]) or "")
+    image = tmp_path / "image.raw"
+    image.write_bytes(b"x" * 4096)
+    tree = make_tools_tree(tmp_path / "tools")
+    (tree / "usr/bin/qemu-img").write_text("")
+    q.qcow2_overlay(image, tmp_path / "o.qcow2", size=1 << 20, tools_tree=tree)
+    assert calls == [["/usr/bin/qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image),
+                      str(tmp_path / "o.qcow2"), str(1 << 20)]]
+    calls.clear()
+    q.qcow2_overlay(image, tmp_path / "o.qcow2", size=None, tools_tree=tree)
+    assert calls[0][-1] == str(tmp_path / "o.qcow2")
+
+
+def test_tcg_gets_one_vcpu_per_host_core_unless_qemusmp_is_set(env: dict[str, Any],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    disk_image(env)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    with q.qemu_machine(config_for(env, "--format=disk"), tools_tree=env["tree"]) as vm:
+        assert value_after(vm.argv, "-smp") == ["6"]
+        assert vm.accelerator_note.startswith("accelerator: TCG (multi-threaded, slower than KVM) with 6 vCPUs")
+    with q.qemu_machine(config_for(env, "--format=disk", "--qemu-smp=3"), tools_tree=env["tree"]) as vm:
+        assert value_after(vm.argv, "-smp") == ["3"]
+
+
+def test_old_qemu_runs_single_threaded_tcg_with_qemusmp(env: dict[str, Any]) -> None:
+    from imagebuild.launch import accel
+
+    config = config_for(env, "--format=disk")
+    old = accel.choose(config, kvm=False, reason="QemuKvm=no", version="QEMU emulator version 7.2.19 (Debian)")
+    assert old.args() == ["-accel", "tcg,thread=single", "-cpu", "max", "-smp", "1"]
+    assert "single-threaded" in old.note() and "QemuKvm=no" in old.note()
+    new = accel.choose(config, kvm=False, reason="r", version="QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)")
+    assert new.multi_threaded and new.smp == str(os.cpu_count())
+    kvm_accel = accel.choose(config, kvm=True, reason="a probe boot under KVM worked", version="")
+    assert kvm_accel.args()[:2] == ["-accel", "kvm"] and kvm_accel.note().startswith("accelerator: KVM")
+
+
+@pytest.mark.parametrize(("device", "verdict", "expected"), [
+    (False, None, "no usable /dev/kvm"),
+    (True, False, "probe boot under KVM failed"),
+    (True, True, "probe boot under KVM worked"),
+])
+def test_the_accelerator_note_says_why(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch, device: bool,
+                                       verdict: bool | None, expected: str) -> None:
+    monkeypatch.setattr(q, "kvm_device_usable", lambda: device)
+    monkeypatch.setattr(q, "kvm_works", lambda *a: (bool(verdict), None if verdict else "KVM does not work"))
+    reasons: list[str] = []
+    config = config_for(env, "--format=disk")
+    assert REAL_USE_KVM(config, "qemu", None, None, reasons) is bool(verdict)
+    assert len(reasons) == 1 and expected in reasons[0]
+
+
+def test_network_follows_runtimenetwork_unless_the_caller_decides(env: dict[str, Any]) -> None:
+    disk_image(env)
+    config = config_for(env, "--format=disk")
+    with q.qemu_machine(config, tools_tree=env["tree"]) as vm:
+        assert value_after(vm.argv, "-nic") == ["user,model=virtio-net-pci"]
+    with q.qemu_machine(config, tools_tree=env["tree"], options=q.QemuOptions(network=False)) as vm:
+        assert value_after(vm.argv, "-nic") == ["none"]

@@ -34,7 +34,10 @@ from imagebuild.config.setting import Effect
 from imagebuild.config.support import refusals
 from imagebuild.errors import RunError
 from imagebuild.launch import firmware as fw
-from imagebuild.launch.kvm import kvm_works
+from imagebuild.launch.accel import accelerator_args as accelerator_args  # re-exported
+from imagebuild.launch.accel import choose as choose_accelerator
+from imagebuild.launch.accel import qemu_version
+from imagebuild.launch.kvm import kvm_device_usable, kvm_works
 from imagebuild.launch.lifetime import make_scratch
 from imagebuild.launch.swtpm import Swtpm, swtpm_available
 from imagebuild.log import logger
@@ -69,6 +72,14 @@ class QemuOptions:
     ephemeral: bool | None = None
     # A kernel given on the command line (-kernel of the qemu verb), before QemuKernel=.
     kernel: Path | None = None
+    # Disks boot from a qcow2 overlay over the image, which qemu then only reads (runners: the cached
+    # image must never change, and an overlay costs nothing up front, unlike a copy).
+    overlay: bool = False
+    # The directory for this boot's files (the caller owns and removes it); None: a scratch directory.
+    scratch: Path | None = None
+    # A user-mode NIC: None lets RuntimeNetwork= decide (user by default, as in mkosi); runners pass False
+    # unless the config asks for a network, so that a test machine has none by default.
+    network: bool | None = None
 
 
 @dataclass
@@ -81,6 +92,8 @@ class QemuMachine:
     scratch: Path
     swtpm: Swtpm | None = None
     temporary: list[Path] = field(default_factory=list)
+    # One line: which accelerator and why (also logged).
+    accelerator_note: str = ""
 
 
 def image_path(config: Config) -> Path:
@@ -175,6 +188,18 @@ def scratch_copy(source: Path, target: Path) -> None:
         raise RunError(f"cannot copy {source} for an ephemeral boot: {result.stderr.strip()}")
 
 
+def qcow2_overlay(image: Path, overlay: Path, *, size: int | None, tools_tree: Path | None) -> None:
+    """A qcow2 file whose unwritten blocks read from `image` (raw), which qemu then opens read-only."""
+    from imagebuild.tools.run import run
+
+    qemu_img = find_tool("qemu-img", package="qemu-utils", tools_tree=tools_tree)
+    argv: list[str | os.PathLike[str]] = [qemu_img, "create", "-q", "-f", "qcow2", "-F", "raw",
+                                          "-b", image.absolute(), overlay]
+    if size is not None and size > image.stat().st_size:
+        argv.append(str(size))  # RuntimeSize=: a bigger virtual disk the guest's repart can grow into
+    run(argv, what="qemu-img create", tools_tree=tools_tree)
+
+
 def grow(disk: Path, size: int | None) -> None:
     """RuntimeSize=: grow the disk file (the guest's systemd-repart can then grow its partitions)."""
     if size is not None and disk.stat().st_size < size:
@@ -199,13 +224,6 @@ def qemu_drives(config: Config, scratch: Path) -> tuple[list[str], list[Path]]:
 
 
 # ---- the command line -------------------------------------------------------------------------------
-
-
-def accelerator_args(use_kvm: bool, smp: str) -> list[str]:
-    if use_kvm:
-        return ["-accel", "kvm", "-cpu", "host", "-smp", smp]
-    # trixie's qemu is sound with multi-threaded TCG (bookworm's 7.2 crashed guests with it).
-    return ["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", smp]
 
 
 def smbios_credentials(config: Config) -> list[str]:
@@ -234,19 +252,29 @@ def console_args(options: QemuOptions) -> list[str]:
     return ["-chardev", "stdio,id=console,mux=on,signal=off", "-serial", "chardev:console", "-mon", "console"]
 
 
-def use_kvm(config: Config, qemu: str, kernel: Path | None, tools_tree: Path | None) -> bool:
+def use_kvm(config: Config, qemu: str, kernel: Path | None, tools_tree: Path | None,
+            reasons: list[str] | None = None) -> bool:
+    """Whether to boot with KVM; why goes into `reasons`."""
+    found: list[str] = reasons if reasons is not None else []
     if config.qemu_kvm == ConfigFeature.disabled:
+        found.append("QemuKvm=no")
         return False
     if config.qemu_kvm == ConfigFeature.enabled:
-        if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        if not kvm_device_usable():
             raise RunError("QemuKvm=yes: /dev/kvm is not usable here; set QemuKvm=auto or no")
+        found.append("QemuKvm=yes")
         return True
-    version = subprocess.run([*(tools_tree_wrapper(tools_tree) if tools_tree else []), qemu, "--version"],
-                             capture_output=True, text=True, check=False).stdout.splitlines()[:1]
+    if not kvm_device_usable():
+        found.append("this host has no usable /dev/kvm")
+        return False
     cache = paths.user_cache_home() / "imagebuild" / "kvm-verdict.json"
-    works, note = kvm_works(qemu, version[0] if version else "unknown", kernel, tools_tree, cache)
-    if note:
-        logger.info("Note: %s", note)
+    works, note = kvm_works(qemu, qemu_version(qemu, tools_tree) or "unknown", kernel, tools_tree, cache)
+    if works:
+        found.append("a probe boot under KVM worked")
+    elif note is not None and "no kernel" in note:
+        found.append("no kernel to probe /dev/kvm with")
+    else:
+        found.append(f"/dev/kvm is there but a probe boot under KVM failed (verdict cached in {cache})")
     return works
 
 
@@ -278,7 +306,9 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
     fmt = str(config.format)
     if fmt == "uki" and firmware in (QemuFirmware.linux, QemuFirmware.bios):
         raise RunError(f"QemuFirmware={firmware} cannot boot a UKI; use QemuFirmware=uefi")
-    scratch = make_scratch(paths.workspace_parent(config), SCRATCH_PREFIX)
+    own_scratch = options.scratch is None
+    scratch = make_scratch(paths.workspace_parent(config), SCRATCH_PREFIX) if options.scratch is None \
+        else options.scratch
     machine: QemuMachine | None = None
     try:
         argv = [*(tools_tree_wrapper(tools_tree) if tools_tree else []), qemu]
@@ -300,6 +330,9 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
         elif fmt == "uki":
             # OVMF starts the UKI handed over as -kernel; there is no disk.
             kernel = image
+        elif options.overlay:
+            disk = scratch / "overlay.qcow2"
+            qcow2_overlay(image, disk, size=config.runtime_size, tools_tree=tools_tree)
         else:
             disk = image
             if ephemeral:
@@ -313,8 +346,12 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
         elif options.kernel is not None:
             kernel = options.kernel
 
-        kvm = use_kvm(config, qemu, kernel or _probe_kernel(config), tools_tree)
-        argv += accelerator_args(kvm, config.qemu_smp)
+        reasons: list[str] = []
+        kvm = use_kvm(config, qemu, kernel or _probe_kernel(config), tools_tree, reasons)
+        accelerator = choose_accelerator(config, kvm=kvm, reason="; ".join(reasons) or "QemuKvm=auto",
+                                         version=qemu_version(qemu, tools_tree))
+        logger.info("Note: %s", accelerator.note())
+        argv += accelerator.args()
         if firmware in (QemuFirmware.uefi, QemuFirmware.uefi_secure_boot):
             ovmf = fw.find_ovmf(config, firmware, tools_tree)
             argv += fw.firmware_args(ovmf, fw.writable_variables(ovmf, scratch))
@@ -325,11 +362,12 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
             if firmware == QemuFirmware.linux or fmt == "cpio":
                 argv += ["-append", direct_boot_cmdline(config, root=root)]
         if disk is not None:
+            disk_format = "qcow2" if disk.suffix == ".qcow2" else "raw"
             if config.qemu_cdrom:
-                argv += ["-drive", f"if=none,id=image,file={disk},format=raw,media=cdrom,readonly=on",
+                argv += ["-drive", f"if=none,id=image,file={disk},format={disk_format},media=cdrom,readonly=on",
                          "-device", "virtio-scsi-pci,id=scsi", "-device", "scsi-cd,drive=image,bootindex=1"]
             else:
-                argv += ["-drive", f"if=none,id=image,file={disk},format=raw,cache=unsafe,discard=unmap",
+                argv += ["-drive", f"if=none,id=image,file={disk},format={disk_format},cache=unsafe,discard=unmap",
                          "-device", "virtio-blk-pci,drive=image,bootindex=1"]
         drive_args, drive_files = qemu_drives(config, scratch)
         argv += drive_args
@@ -340,12 +378,13 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
             argv += ["-smbios", f"type=11,value=io.systemd.stub.kernel-cmdline-extra={extra}"]
         argv += smbios_credentials(config)
         argv += ["-device", "virtio-rng-pci"]
-        argv += ["-nic", "user,model=virtio-net-pci"] if config.runtime_network == Network.user else ["-nic", "none"]
+        network = config.runtime_network == Network.user if options.network is None else options.network
+        argv += ["-nic", "user,model=virtio-net-pci"] if network else ["-nic", "none"]
         argv += ["-display", "none", "-vga", "none"]
         argv += console_args(options)
 
-        machine = QemuMachine(argv, "kvm" if kvm else "tcg", firmware, disk, scratch,
-                              temporary=drive_files)
+        machine = QemuMachine(argv, accelerator.name, firmware, disk, scratch, temporary=drive_files,
+                              accelerator_note=accelerator.note())
         if want_swtpm(config, firmware, tools_tree):
             machine.swtpm = Swtpm(scratch / "swtpm", tools_tree)
             machine.swtpm.start()
@@ -359,4 +398,5 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
                 machine.swtpm.stop()
             for path in machine.temporary:
                 path.unlink(missing_ok=True)
-        shutil.rmtree(scratch, ignore_errors=True)
+        if own_scratch:
+            shutil.rmtree(scratch, ignore_errors=True)

@@ -1,0 +1,40 @@
+"""ssh: a shell (or the command given after the verb) in the machine `imagebuild qemu` is running.
+
+There is no network: ssh goes through imagebuild.launch.relay to the machine's vsock or virtio-serial
+port, found in the runtime record the qemu verb keeps in the output directory while the machine runs.
+A virtio-serial port carries one session at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from imagebuild.errors import RunError
+from imagebuild.launch.guest_ssh import GuestChannel, relay_argv, ssh_argv
+from imagebuild.launch.runtime_state import RuntimeState, read_state
+from imagebuild.verbs import main_image
+
+if TYPE_CHECKING:
+    from imagebuild.config import Args, Config
+
+
+def command_line(state: RuntimeState, cmdline: list[str]) -> list[str]:
+    if state.transport == "vsock":
+        channel = GuestChannel("vsock", cid=state.cid, ssh_port=state.port)
+    else:
+        channel = GuestChannel("virtio-serial", ssh_socket=Path(state.ssh_socket or ""))
+    argv = ssh_argv(key=Path(state.key), known_hosts=Path(state.known_hosts), proxy=relay_argv(channel))
+    return [*argv, *cmdline]
+
+
+def run(args: Args, images: list[Config]) -> int:
+    state = read_state(main_image(images))
+    if shutil.which("ssh") is None:
+        raise RunError("the ssh verb needs OpenSSH's client: install the Debian package 'openssh-client'")
+    argv = command_line(state, list(args.cmdline))
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)

@@ -1,0 +1,194 @@
+"""The qemu runner for real: examples/disk (OVMF, Secure Boot, swtpm) booted under qemu (TCG here), reached
+over SSH on a virtio-serial port (no network, no vsock on this host), rebooted, crashed; the cached image
+unchanged afterwards; and nothing left behind when the pytest session that ran a machine is SIGKILLed."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from imagebuild.pipeline.subbuilds import tools_tree_for
+from pytest_mkosi.images import BuiltImage
+from pytest_mkosi.runners.qemu import QemuRunner
+from tests.integration.ssh_images import disk_ssh_image
+
+pytestmark = pytest.mark.integration
+
+BOOT_TIMEOUT = 600.0  # TCG on a loaded 2-core host: a boot took 100-180 s here
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+@pytest.fixture(scope="module")
+def image() -> BuiltImage:
+    return disk_ssh_image()
+
+
+@pytest.fixture(scope="module")
+def image_digest(image: BuiltImage) -> str:
+    return sha256(image.path)
+
+
+@pytest.fixture(scope="module")
+def machine(image: BuiltImage, image_digest: str, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[QemuRunner]:
+    runner = QemuRunner(image.config, image.path, name="itest-qemu", tools_tree=tools_tree_for(image.config),
+                        state_parent=tmp_path_factory.mktemp("machines"))
+    runner.start(timeout=BOOT_TIMEOUT)
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+def test_ssh_over_virtio_serial(machine: QemuRunner) -> None:
+    assert machine.transport == "virtio-serial" and machine.accelerator in ("kvm", "tcg")
+    result = machine.connection().run("systemd-detect-virt; cat /proc/sys/kernel/random/boot_id; "
+                                      "ls /sys/class/net; echo err >&2; exit 3")
+    lines = result.stdout.split()
+    assert result.returncode == 3 and result.stderr == "err\n"
+    assert lines[0] == "qemu" and lines[1] == machine.boot_id
+    # No NIC: only the loopback interface.
+    assert lines[2:] == ["lo"]
+    # Secure Boot is on: the firmware booted the signed chain.
+    sb = machine.connection().run("od -An -t u1 -j4 /sys/firmware/efi/efivars/SecureBoot-*").stdout.split()
+    assert sb == ["1"]
+    # The console is recorded, and what is typed on it reaches the guest (getty prints its prompt again).
+    assert b"Linux version" in machine.console_log_path.read_bytes()
+    prompts = machine.console_log_path.read_bytes().count(b" login: ")
+    machine.send_console("\n")
+    deadline = time.monotonic() + 60
+    while machine.console_log_path.read_bytes().count(b" login: ") <= prompts:
+        assert time.monotonic() < deadline, "typing on the console did not reach the guest"
+        time.sleep(0.2)
+
+
+def test_ssh_command_reaches_the_machine_while_the_runner_is_not_connected(machine: QemuRunner) -> None:
+    machine.release_ssh()
+    try:
+        out = subprocess.run([*shlex.split(machine.ssh_command()), "echo", "from-openssh"],
+                             capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode == 0 and out.stdout == "from-openssh\n", out.stderr
+    finally:
+        machine.reconnect()
+    # Back on the runner's own connection, many times over (each reconnect meets a fresh sshd).
+    for _ in range(3):
+        machine.reconnect()
+        assert machine.connection().run("echo again").stdout == "again\n"
+
+
+def test_reboot_reconnects(machine: QemuRunner) -> None:
+    before = machine.boot_id
+    machine.connection().run("systemctl reboot")
+    machine.wait_rebooted(timeout=BOOT_TIMEOUT)
+    assert machine.boot_id != before
+    assert machine.connection().run("cat /proc/sys/kernel/random/boot_id").stdout.strip() == machine.boot_id
+
+
+def test_crash_cuts_the_power(machine: QemuRunner) -> None:
+    state = machine.state_dir
+    assert processes_mentioning(str(state)), "no qemu process found for the machine"
+    machine.power_off_hard()
+    assert not machine.is_running()
+    with pytest.raises(ConnectionError):
+        machine.connection()
+    machine.stop()
+    deadline = time.monotonic() + 10
+    while processes_mentioning(str(state)) or state.exists():
+        assert time.monotonic() < deadline, processes_mentioning(str(state))
+        time.sleep(0.1)
+
+
+def test_the_cached_image_is_unchanged(machine: QemuRunner, image: BuiltImage, image_digest: str) -> None:
+    # Runs after the boots, the reboot and the crash of the module's machine.
+    assert not machine.is_running()
+    assert sha256(image.path) == image_digest
+
+
+INNER_CONFTEST = """
+import os, time
+from pathlib import Path
+import pytest
+from imagebuild.pipeline.subbuilds import tools_tree_for
+from pytest_mkosi.runners.qemu import QemuRunner
+from tests.integration.ssh_images import disk_ssh_image
+
+@pytest.fixture(scope="session")
+def machine():
+    image = disk_ssh_image()
+    runner = QemuRunner(image.config, image.path, name="killed-session",
+                        tools_tree=tools_tree_for(image.config), state_parent=Path(os.environ["MACHINES"]))
+    runner.start(timeout=600)
+    yield runner
+    runner.stop()
+"""
+
+INNER_TEST = """
+import os, time
+from pathlib import Path
+
+def test_sleeps(machine):
+    assert machine.connection().run("true").returncode == 0
+    Path(os.environ["MARKER"]).write_text("running")
+    time.sleep(900)
+"""
+
+
+def test_sigkilled_session_leaves_no_process_and_no_key(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    machines = tmp_path / "machines"
+    marker = tmp_path / "marker"
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makepyfile(INNER_TEST)
+    root = Path(__file__).resolve().parent.parent.parent
+    env = {"MACHINES": str(machines), "MARKER": str(marker), "PYTHONPATH": str(root)}
+    session = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-s", "-q"],
+                               cwd=pytester.path, env={**__import__("os").environ, **env},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while not marker.exists():
+            if session.poll() is not None or time.monotonic() > deadline:
+                assert session.stdout is not None
+                pytest.fail(f"the inner session did not reach its test:\n{session.stdout.read().decode()}")
+            time.sleep(0.5)
+        state = machines / "killed-session"
+        assert (state / "ssh" / "id_ed25519").exists() and processes_mentioning(str(state))
+        assert any("swtpm" in p for p in processes_mentioning(str(state)))
+        session.send_signal(signal.SIGKILL)
+        session.wait()
+        killed_at = time.monotonic()
+        while processes_mentioning(str(state)) or state.exists():
+            assert time.monotonic() - killed_at < 5, (processes_mentioning(str(state)), list(machines.iterdir()))
+            time.sleep(0.1)
+        assert list(machines.iterdir()) == []
+    finally:
+        if session.poll() is None:
+            session.kill()
+            session.wait()
