@@ -6,7 +6,7 @@ parsing systemd-analyze's text, so they do not change with its wording.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 # The manager properties the timings are made of (values in µs, monotonic; 0 = did not happen).
@@ -46,7 +46,7 @@ def _us(properties: Mapping[str, str], name: str) -> int:
         return 0
 
 
-def boot_timings(manager: Mapping[str, str], units: list[Mapping[str, str]] | None = None,
+def boot_timings(manager: Mapping[str, str], units: Sequence[Mapping[str, str]] | None = None,
                  slowest: int = 10, *, container: bool = False) -> BootTimings:
     """Timings from the manager's properties (and the units' for the slowest ones).
 
