@@ -157,9 +157,9 @@ class Watch:
                 found.append(self._stored_coredump(entry))
             elif entry.get("MESSAGE_ID") == badness.UNIT_RESULT and entry.get("UNIT_RESULT") == "core-dump":
                 unit = str(entry.get("UNIT") or entry.get("_SYSTEMD_UNIT") or "?")
-                found.append(Coredump("?", "?", "?", unit, info=f"{unit} dumped core (PID 1 saw its main process "
-                                      "dump core; systemd-coredump did not record it: in a container the kernel "
-                                      "writes cores by the host's core_pattern)"))
+                found.append(Coredump("?", "?", "?", unit, info=f"{unit}: its main process dumped core (PID 1 saw "
+                                      "it; systemd-coredump did not record it: in a container the kernel writes "
+                                      "cores by the host's core_pattern)"))
         return found
 
     def _stored_coredump(self, entry: dict[str, Any]) -> Coredump:

@@ -56,6 +56,7 @@ class Evidence:
     failures: int = 0
     paused: bool = False
     kept: list[Tracked] = field(default_factory=list)
+    not_kept: list[str] = field(default_factory=list)  # machines whose runner cannot outlive the session
     # Each cell's boots so far (for boot-time[cell]): the accelerator and the timings.
     boot_timings: dict[Cell, tuple[str | None, list[BootTimings]]] = field(default_factory=dict)
 
@@ -78,6 +79,9 @@ class Evidence:
         """At the machine's end: True when it is to be kept running (--mkosi-keep-on-failure after a failure)."""
         self.machines.pop(tracked.cell, None)
         if self.options.keep_on_failure and self.failures and tracked.machine.is_running:
+            if not tracked.machine.runner.can_outlive_session:
+                self.not_kept.append(tracked.machine.name)
+                return False
             state.keep(tracked.machine.runner.state_dir)
             self.kept.append(tracked)
             return True
@@ -137,7 +141,8 @@ class Evidence:
         if failed:
             return
         if found.died is not None and not found.on_purpose:
-            pytest.fail(f"{tracked.machine.name} died during this test: {sections.death_text(found)}", pytrace=False)
+            pytest.fail(f"{tracked.machine.name} died during this test ({found.died}); the console's last lines "
+                        "are below (mkosi machine)", pytrace=False)
         self._judge(item, hits, "this test")
 
     def _judge(self, item: pytest.Item, hits: list[badness.Hit], what: str) -> None:
@@ -213,6 +218,9 @@ class Evidence:
             reporter.write_sep("-", f"pytest-mkosi: {len(self.fresh_boots)} fresh boot(s) of a machine that was off")
             for test, why in self.fresh_boots:
                 reporter.write_line(f"{test}: {why}")
+        for name in self.not_kept:
+            reporter.write_line(f"pytest-mkosi: --mkosi-keep-on-failure: {name} was stopped: its runner cannot "
+                                "leave it running after pytest ends; --mkosi-pause-on-failure waits at the failure")
         for tracked in self.kept:
             runner = tracked.machine.runner
             reporter.write_sep("-", f"pytest-mkosi: kept {tracked.machine.name} running (--mkosi-keep-on-failure)")

@@ -55,8 +55,9 @@ def coredumps_text(dumps: Sequence[Coredump]) -> str:
     parts = []
     for dump in dumps:
         head = f"PID {dump.pid} ({dump.executable}) signal {dump.signal}" + (f" in {dump.unit}" if dump.unit else "")
-        if dump.pid == "?":
-            head = f"{dump.unit}: dumped core"
+        if dump.pid == "?":  # seen by PID 1 only: the info says it all
+            parts.append(dump.info)
+            continue
         parts.append(head + ("\n" + dump.info if dump.info else "") +
                      (f"\n(core: {len(dump.core)} bytes, in the artifacts)" if dump.core else ""))
     return "\n\n".join(parts)

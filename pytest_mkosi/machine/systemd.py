@@ -113,7 +113,7 @@ def _timings_script(timeout: float) -> str:
         f"echo {_SEPARATOR}",
         "systemctl show " + " ".join(f"-p {p}" for p in MANAGER_PROPERTIES),
         f"echo {_SEPARATOR}",
-        "systemctl show " + " ".join(f"-p {p}" for p in UNIT_PROPERTIES) + " -- '*'",
+        "systemctl show --all " + " ".join(f"-p {p}" for p in UNIT_PROPERTIES) + " -- '*'",
     ])
 
 

@@ -133,3 +133,12 @@ def test_clean_stops_are_no_failure_and_a_killed_main_process_is_a_crash() -> No
     assert badness.scan_entry({**segv, "EXIT_STATUS": "15"}) is None
     assert badness.scan_entry({**segv, "EXIT_CODE": "exited", "EXIT_STATUS": "11"}) is None
     assert badness.scan_entry({**segv, "EXIT_CODE": "dumped", "EXIT_STATUS": "6"}) is not None
+
+
+def test_a_oneshot_service_counts_until_it_is_inactive_again() -> None:
+    oneshot = {"Id": "slow-boot.service", "InactiveExitTimestampMonotonic": "4100000",
+               "ActiveEnterTimestampMonotonic": "0", "InactiveEnterTimestampMonotonic": "8100000"}
+    stopped_later = {"Id": "web.service", "InactiveExitTimestampMonotonic": "4000000",
+                     "ActiveEnterTimestampMonotonic": "4500000", "InactiveEnterTimestampMonotonic": "60000000"}
+    t = boottime.boot_timings(VM_MANAGER, [oneshot, stopped_later])
+    assert t.slowest_units == (("slow-boot.service", 4.0), ("web.service", 0.5))
