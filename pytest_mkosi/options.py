@@ -181,3 +181,94 @@ class MachineOptions:
 
 
 _MACHINE_KEY = pytest.StashKey[MachineOptions]()
+
+
+# -- evidence and gates: what is collected per test, the badness gate, boot-time baselines, debugging ------
+
+BADNESS_MODES = ("fail", "warn", "off")
+ARTIFACTS_WHEN = ("failure", "always")
+
+
+def add_evidence_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mkosi")
+    group.addoption("--mkosi-artifacts", metavar="DIR", default=None,
+                    help="where each test's journal, console, coredumps and failed units are written, one "
+                         "folder per test (default: .pytest-mkosi/artifacts in the rootdir)")
+    group.addoption("--mkosi-artifacts-on", choices=ARTIFACTS_WHEN, default="failure",
+                    help="write a test's artifacts when it fails (the default) or always")
+    group.addoption("--mkosi-journal-lines", metavar="N", type=int, default=100,
+                    help="how many journal lines a failing test's report shows (default 100)")
+    group.addoption("--mkosi-badness", choices=BADNESS_MODES, default="fail",
+                    help="failed or crashed units, coredumps, kernel trouble, emergency mode in the journal or "
+                         "console during a test (or the boot): fail the test (the default), warn, or off")
+    group.addoption("--mkosi-boot-baseline", metavar="FILE", default=None,
+                    help="compare each cell's boot timings with this file's: a slower boot fails boot-time[cell]")
+    group.addoption("--mkosi-boot-tolerance", metavar="FRACTION", type=float, default=0.25,
+                    help="how much slower than the baseline a boot phase may be (default 0.25: 25%%)")
+    group.addoption("--mkosi-boot-runs", metavar="N", type=int, default=1,
+                    help="boots per cell whose median is compared with the baseline (default 1)")
+    group.addoption("--mkosi-update-baseline", action="store_true", default=False,
+                    help="write each cell's boot timings (the median of --mkosi-boot-runs boots) to "
+                         "--mkosi-boot-baseline instead of comparing")
+    group.addoption("--mkosi-keep-on-failure", action="store_true", default=False,
+                    help="when a test failed, leave the session's machines running after pytest ends and say "
+                         "how to reach and stop them")
+    group.addoption("--mkosi-pause-on-failure", action="store_true", default=False,
+                    help="at the first failure, print how to reach the machine and wait for Enter (on a tty)")
+    parser.addini("mkosi_allow", "journal/console badness allowed in every test: unit names, rule names or "
+                  "regular expressions, one a line", type="linelist", default=[])
+
+
+@dataclass(frozen=True)
+class EvidenceOptions:
+    artifacts: Path
+    artifacts_always: bool
+    journal_lines: int
+    badness: str  # "fail", "warn" or "off"
+    allow: tuple[str, ...]
+    boot_baseline: Path | None
+    boot_tolerance: float
+    boot_runs: int
+    update_baseline: bool
+    keep_on_failure: bool
+    pause_on_failure: bool
+
+    @classmethod
+    def of(cls, pytestconfig: pytest.Config) -> EvidenceOptions:
+        cached = pytestconfig.stash.get(_EVIDENCE_KEY, None)
+        if cached is None:
+            cached = cls.read(pytestconfig)
+            pytestconfig.stash[_EVIDENCE_KEY] = cached
+        return cached
+
+    @classmethod
+    def read(cls, pytestconfig: pytest.Config) -> EvidenceOptions:
+        get = pytestconfig.getoption
+        artifacts = get("mkosi_artifacts")
+        baseline = get("mkosi_boot_baseline")
+        tolerance, runs, lines = get("mkosi_boot_tolerance"), get("mkosi_boot_runs"), get("mkosi_journal_lines")
+        if tolerance < 0:
+            raise pytest.UsageError(f"--mkosi-boot-tolerance={tolerance:g}: must be 0 or more (0.25 is 25%)")
+        if runs < 1:
+            raise pytest.UsageError(f"--mkosi-boot-runs={runs}: must be at least 1")
+        if lines < 0:
+            raise pytest.UsageError(f"--mkosi-journal-lines={lines}: must be 0 or more")
+        update = bool(get("mkosi_update_baseline"))
+        if update and not baseline:
+            raise pytest.UsageError("--mkosi-update-baseline needs --mkosi-boot-baseline=FILE: the file to write")
+        return cls(
+            artifacts=Path(artifacts).absolute() if artifacts else pytestconfig.rootpath / ".pytest-mkosi/artifacts",
+            artifacts_always=get("mkosi_artifacts_on") == "always",
+            journal_lines=lines,
+            badness=get("mkosi_badness") or "fail",
+            allow=tuple(line.strip() for line in pytestconfig.getini("mkosi_allow") if line.strip()),
+            boot_baseline=Path(baseline).absolute() if baseline else None,
+            boot_tolerance=tolerance,
+            boot_runs=runs,
+            update_baseline=update,
+            keep_on_failure=bool(get("mkosi_keep_on_failure")),
+            pause_on_failure=bool(get("mkosi_pause_on_failure")),
+        )
+
+
+_EVIDENCE_KEY = pytest.StashKey[EvidenceOptions]()

@@ -8,6 +8,8 @@ import pytest
 
 from pytest_mkosi import hostcheck
 from pytest_mkosi.checks import reproducible
+from pytest_mkosi.evidence.report import ALLOW_MARKER, Evidence
+from pytest_mkosi.fixtures.boot_time import boot_time_items
 from pytest_mkosi.fixtures.images import (
     cell_configs,
     configs_of,
@@ -31,7 +33,14 @@ from pytest_mkosi.matrix import (
     config_names,
     skip_reason,
 )
-from pytest_mkosi.options import MachineOptions, MkosiOptions, add_machine_options, add_matrix_options, add_options
+from pytest_mkosi.options import (
+    MachineOptions,
+    MkosiOptions,
+    add_evidence_options,
+    add_machine_options,
+    add_matrix_options,
+    add_options,
+)
 from pytest_mkosi.runners import RunnerChoiceError, choose_runner
 
 __all__ = ["mkosi_cell", "mkosi_config", "mkosi_image", "mkosi_images", "mkosi_machine", "mkosi_rebuild",
@@ -42,6 +51,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_matrix_options(parser)  # first: --mkosi-config leads the group in --help
     add_options(parser)
     add_machine_options(parser)
+    add_evidence_options(parser)
 
 
 # ---- configurations as test parameters: markers, cells, cache pruning, image comparison ----------
@@ -51,6 +61,7 @@ MARKERS = (
     "axis overrides the files instead), e.g. @pytest.mark.mkosi(Format='disk')",
     "mkosi_skip(reason, **settings): skip the cells whose resolved settings all match",
     "mkosi_kvm: the test needs a working KVM; skipped where there is none",
+    ALLOW_MARKER,
 )
 # Fixtures that need a built image, and those that need a running machine.
 IMAGE_FIXTURES = {"mkosi_images", "mkosi_image", "mkosi_rebuild", "mkosi_machine", "mkosi_ssh"}
@@ -61,6 +72,8 @@ _SAW_CELLS = pytest.StashKey[bool]()
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    Evidence.of(config)  # bad evidence options are usage errors now, not at the first test
+    config.pluginmanager.register(BootTimeCollection(), "mkosi-boot-time")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -198,3 +211,48 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                          for m in item.iter_markers("xdist_group")})
         if groups and "@" not in item.nodeid and hasattr(item, "_id"):
             item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(groups)}")
+
+
+# ---- evidence and gates: per-test journal/console/coredumps, badness, fresh boots, boot-time items ------
+
+class BootTimeCollection:
+    """A plugin object of its own: this module has a pytest_collection_modifyitems already (trylast)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, items: list[pytest.Item]) -> None:
+        # First, so that -k and deselection see the boot-time[cell] items too.
+        items.extend(boot_time_items(session))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Any:
+    Evidence.of(item.config).before_setup(item)
+    result = yield
+    Evidence.of(item.config).after_setup(item)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    try:
+        result = yield
+    except (KeyboardInterrupt, pytest.exit.Exception):
+        raise
+    except BaseException:
+        Evidence.of(item.config).after_call(item, failed=True)
+        raise
+    Evidence.of(item.config).after_call(item, failed=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report: pytest.TestReport = yield
+    evidence = Evidence.of(item.config)
+    evidence.on_report(item, report)
+    evidence.pause(item, report)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    Evidence.of(terminalreporter.config).summary(terminalreporter)

@@ -14,9 +14,16 @@ from typing import Any
 
 # Message ids from systemd's catalog (/usr/lib/systemd/catalog/systemd.catalog).
 COREDUMP = "fc2e22bc6ee647b6b90729ab34a250b1"
-UNIT_FAILED = "d9b373ed55a64feb8242e02dbe79a49c"
-UNIT_RESULT = "7ad2d189f7e94e70a38c781354912448"
+# "Unit failed": PID 1's "<unit>: Failed with result '<result>'.", with the result in UNIT_RESULT=.
+UNIT_RESULT = "d9b373ed55a64feb8242e02dbe79a49c"
+# "Unit succeeded" ("Deactivated successfully."): every unit that stops cleanly logs it; never a hit.
+UNIT_SUCCEEDED = "7ad2d189f7e94e70a38c781354912448"
 START_JOB_DONE = "39f53479d3a045ac8e11786248231fbf"
+# "Unit process exited": "<unit>: Main process exited, code=killed, status=11/SEGV", with EXIT_CODE= and
+# EXIT_STATUS= (the signal's number when killed). A crash shows here even where no core was written.
+UNIT_PROCESS_EXIT = "98e322203f7a4ed290d09fe03c09fe15"
+# Signals that mean the program crashed (ILL, TRAP, ABRT, BUS, FPE, SEGV, SYS), not that it was stopped.
+CRASH_SIGNALS = frozenset({"4", "5", "6", "7", "8", "11", "31"})
 OOM_KILL_UNIT = "fe6faa94e7774663a0da52717891d8ef"
 OOMD_KILL = "d989611b15e44c9dbf31e3c81256e4ed"
 
@@ -85,10 +92,14 @@ def scan_entry(entry: Entry) -> Hit | None:
         exe = entry.get("COREDUMP_EXE") or entry.get("COREDUMP_COMM") or "?"
         return Hit("coredump", f"{exe} dumped core (signal {entry.get('COREDUMP_SIGNAL_NAME', '?')})",
                    entry.get("COREDUMP_UNIT") or _unit(entry))
-    if message_id in (UNIT_FAILED, UNIT_RESULT) and entry.get("UNIT_RESULT", "failed") != "success":
+    if message_id == UNIT_RESULT and entry.get("UNIT_RESULT", "failed") != "success":
         result = entry.get("UNIT_RESULT")
         rule = "OOM kill" if result == "oom-kill" else "crashed unit" if result == "core-dump" else "failed unit"
         return Hit(rule, message, _unit(entry))
+    if message_id == UNIT_PROCESS_EXIT and (
+            entry.get("EXIT_CODE") == "dumped"
+            or (entry.get("EXIT_CODE") == "killed" and str(entry.get("EXIT_STATUS")) in CRASH_SIGNALS)):
+        return Hit("crashed unit", message, _unit(entry))
     if message_id in (OOM_KILL_UNIT, OOMD_KILL):
         return Hit("OOM kill", message, _unit(entry))
     if message_id == START_JOB_DONE and _unit(entry) in EMERGENCY_TARGETS:

@@ -6,7 +6,7 @@ parsing systemd-analyze's text, so they do not change with its wording.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 # The manager properties the timings are made of (values in µs, monotonic; 0 = did not happen).
@@ -14,8 +14,10 @@ MANAGER_PROPERTIES = (
     "FirmwareTimestampMonotonic", "LoaderTimestampMonotonic", "KernelTimestampMonotonic",
     "InitRDTimestampMonotonic", "UserspaceTimestampMonotonic", "FinishTimestampMonotonic",
 )
-# Per unit: when it left "inactive" and when it became active (systemd-analyze blame's span).
-UNIT_PROPERTIES = ("Id", "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic")
+# Per unit: when it left "inactive" and when it became active (systemd-analyze blame's span); a oneshot
+# service without RemainAfterExit= is never active: its span ends when it is inactive again.
+UNIT_PROPERTIES = ("Id", "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic",
+                   "InactiveEnterTimestampMonotonic")
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ def _us(properties: Mapping[str, str], name: str) -> int:
         return 0
 
 
-def boot_timings(manager: Mapping[str, str], units: list[Mapping[str, str]] | None = None,
+def boot_timings(manager: Mapping[str, str], units: Sequence[Mapping[str, str]] | None = None,
                  slowest: int = 10, *, container: bool = False) -> BootTimings:
     """Timings from the manager's properties (and the units' for the slowest ones).
 
@@ -62,12 +64,7 @@ def boot_timings(manager: Mapping[str, str], units: list[Mapping[str, str]] | No
     kernel = 0 if container else (initrd or userspace)
     if container:
         firmware = loader = initrd = 0
-    timings = [
-        (u.get("Id", "?"), (_us(u, "ActiveEnterTimestampMonotonic") - _us(u, "InactiveExitTimestampMonotonic")) / 1e6)
-        for u in units or []
-        if _us(u, "ActiveEnterTimestampMonotonic") and _us(u, "InactiveExitTimestampMonotonic")
-    ]
-    timings = sorted((t for t in timings if t[1] > 0), key=lambda t: -t[1])[:slowest]
+    timings = sorted((t for u in units or [] if (t := _unit_span(u))[1] > 0), key=lambda t: -t[1])[:slowest]
     return BootTimings(
         firmware=max(0, firmware - loader) / 1e6 if firmware else 0.0,
         loader=loader / 1e6,
@@ -76,6 +73,13 @@ def boot_timings(manager: Mapping[str, str], units: list[Mapping[str, str]] | No
         userspace=(finish - userspace) / 1e6,
         slowest_units=tuple(timings),
     )
+
+
+def _unit_span(unit: Mapping[str, str]) -> tuple[str, float]:
+    """(unit, seconds from activating to active, or to inactive again for a oneshot); 0 when it did not start."""
+    started = _us(unit, "InactiveExitTimestampMonotonic")
+    ended = _us(unit, "ActiveEnterTimestampMonotonic") or _us(unit, "InactiveEnterTimestampMonotonic")
+    return unit.get("Id", "?"), (ended - started) / 1e6 if started and ended > started else 0.0
 
 
 def parse_show(text: str) -> list[dict[str, str]]:

@@ -45,6 +45,8 @@ class Machine(Waits, Systemd):
         self.console = Console(runner)
         # Whether root's login shell is bash (then string commands need no bash of their own).
         self._login_bash: bool | None = None
+        # shutdown() or crash() powered it off: a machine that is off for that did not die.
+        self.powered_off_by_test = False
 
     # -- commands ------------------------------------------------------------------------------------
 
@@ -91,6 +93,8 @@ class Machine(Waits, Systemd):
         """Boot the machine (again, after shutdown() or crash()); returns when it answers over SSH."""
         if not self.runner.is_running():
             self.runner.start(timeout=timeout or self.boot_timeout)
+            self._login_bash = None
+        self.powered_off_by_test = False
 
     def boot_id(self) -> str:
         return self.succeed(["cat", BOOT_ID]).strip()
@@ -108,6 +112,7 @@ class Machine(Waits, Systemd):
     def shutdown(self, *, timeout: float = 60.0) -> None:
         """Power the guest off from inside (systemctl poweroff); returns when it is off."""
         __tracebackhide__ = True
+        self.powered_off_by_test = True
         self._ask("poweroff")
         deadline = time.monotonic() + timeout
         while self.runner.is_running():
@@ -117,6 +122,7 @@ class Machine(Waits, Systemd):
 
     def crash(self) -> None:
         """Cut the power: no shutdown runs in the guest."""
+        self.powered_off_by_test = True
         self.runner.power_off_hard()
 
     def _ask(self, verb: str) -> None:

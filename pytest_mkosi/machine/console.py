@@ -33,6 +33,23 @@ class Console:
             return ""
         return readable(raw.decode(errors="replace"))
 
+    def offset(self) -> int:
+        """How many bytes the console printed so far: console_since(offset) is what comes after."""
+        try:
+            return self._runner.console_log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def console_since(self, offset: int) -> str:
+        """What the console printed after `offset` (from offset()), without terminal escape sequences."""
+        try:
+            with self._runner.console_log_path.open("rb") as f:
+                f.seek(offset)
+                raw = f.read()
+        except FileNotFoundError:
+            return ""
+        return readable(raw.decode(errors="replace"))
+
     def wait_for_console_text(self, regex: str, *, timeout: float = 60.0) -> re.Match[str]:
         """Wait until the console prints text matching `regex` (after the previous match); return the match."""
         __tracebackhide__ = True

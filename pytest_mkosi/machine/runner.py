@@ -33,6 +33,10 @@ class Runner(abc.ABC):
     state_dir: Path
     # Everything the machine's console printed, across reboots (appended to while the machine runs).
     console_log_path: Path
+    # Whether the machine keeps running when this process ends, once its state directory is marked kept
+    # (machine.state.keep(): --mkosi-keep-on-failure). A runner whose processes die with the session (a parent
+    # death signal, a console held by the session) leaves it False; the plugin then says it cannot keep it.
+    can_outlive_session: bool = False
 
     @abc.abstractmethod
     def start(self, *, timeout: float) -> None:

@@ -27,6 +27,9 @@ from pathlib import Path
 
 LOCK = "lock"
 PROCESSES = "processes"
+# Present when the session left the machine running on purpose (--mkosi-keep-on-failure): no reaper or
+# sweep stops it; `python3 -I state.py stop DIR` does.
+KEPT = "kept"
 _counter = itertools.count(1)
 
 
@@ -120,7 +123,7 @@ def sweep(parent: Path) -> list[Path]:
     swept = []
     with contextlib.suppress(FileNotFoundError):
         for directory in parent.iterdir():
-            if directory.name.startswith(".") or not directory.is_dir():
+            if directory.name.startswith(".") or not directory.is_dir() or (directory / KEPT).exists():
                 continue
             try:
                 fd = os.open(directory / LOCK, os.O_RDWR | os.O_CLOEXEC)
@@ -202,10 +205,28 @@ def reaper_main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while os.read(fd, 4096):
         pass
-    if directory.exists():
+    if directory.exists() and not (directory / KEPT).exists():
         reap(directory)
     return 0
 
 
+def keep(directory: Path) -> None:
+    """Leave the machine of `directory` running after this session: its reaper and later sweeps pass it by."""
+    (directory / KEPT).write_text(f"{os.getpid()}\n")
+
+
+def stop_main(argv: list[str]) -> int:
+    """`state.py stop DIR`: stop a kept machine and remove its state."""
+    if len(argv) != 1 or not (Path(argv[0]) / PROCESSES).exists():
+        print("usage: state.py stop STATE_DIRECTORY (a machine's state directory, as the session printed it)",
+              file=sys.stderr)
+        return 2
+    reap(Path(argv[0]))
+    print(f"stopped the machine of {argv[0]} and removed its state")
+    return 0
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["stop"]:
+        sys.exit(stop_main(sys.argv[2:]))
     sys.exit(reaper_main(sys.argv[1:]))

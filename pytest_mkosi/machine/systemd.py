@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from pytest_mkosi.evidence.boottime import MANAGER_PROPERTIES, UNIT_PROPERTIES, BootTimings, boot_timings, parse_show
 from pytest_mkosi.machine.base import Commands, systemctl_argv
 from pytest_mkosi.machine.result import CommandFailed, CommandResult
 from pytest_mkosi.machine.waits import DEFAULT_WAIT
@@ -83,6 +84,37 @@ class Systemd(Commands):
         __tracebackhide__ = True
         output = self.succeed(["journalctl", "--lines=1", "--output=json", "--no-pager", "--quiet"])
         return str(json.loads(output)["__CURSOR"])
+
+    def boot_timings(self, *, slowest: int = 10, timeout: float = 120.0) -> BootTimings:
+        """How long this boot took (firmware, loader, kernel, initrd, userspace, total) and its `slowest` units,
+        from the manager's and the units' timestamps (`systemctl show`); waits until the boot has finished."""
+        __tracebackhide__ = True
+        result = self.run(_timings_script(timeout), timeout=timeout + 30)
+        if result.returncode != 0:
+            raise CommandFailed(f"cannot read the boot timings of {self.name}", result)
+        virt, manager, units = result.stdout.split(_SEPARATOR + "\n", 2)
+        blocks = parse_show(manager)
+        try:
+            return boot_timings(blocks[0] if blocks else {}, parse_show(units), slowest,
+                                container=virt.strip() != "none")
+        except ValueError as e:
+            raise AssertionError(f"{self.name}: {e}") from None
+
+
+_SEPARATOR = "--pytest-mkosi--"
+
+
+def _timings_script(timeout: float) -> str:
+    # One round trip: wait for the boot to end (a degraded boot ends too), then what the timings are made of:
+    # the manager's properties and those of every loaded unit ("*" matches them all).
+    return "\n".join([
+        f"timeout {int(timeout)} systemctl is-system-running --wait >/dev/null || true",
+        "systemd-detect-virt --container || true",
+        f"echo {_SEPARATOR}",
+        "systemctl show " + " ".join(f"-p {p}" for p in MANAGER_PROPERTIES),
+        f"echo {_SEPARATOR}",
+        "systemctl show --all " + " ".join(f"-p {p}" for p in UNIT_PROPERTIES) + " -- '*'",
+    ])
 
 
 def _is_cursor(text: str) -> bool:

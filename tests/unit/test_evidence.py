@@ -119,3 +119,26 @@ def test_a_broken_baseline_file_says_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "boot.json").write_text("{not json")
     with pytest.raises(ValueError, match="--mkosi-update-baseline"):
         baseline.load_baseline(tmp_path / "boot.json")
+
+
+def test_clean_stops_are_no_failure_and_a_killed_main_process_is_a_crash() -> None:
+    # Every unit that stops cleanly logs "Deactivated successfully." under its own message id, no UNIT_RESULT.
+    clean = {"MESSAGE_ID": badness.UNIT_SUCCEEDED, "UNIT": "sshd@1.service", "MESSAGE": "Deactivated successfully."}
+    assert badness.scan_entry(clean) is None
+    segv = {"MESSAGE_ID": badness.UNIT_PROCESS_EXIT, "UNIT": "crasher.service", "EXIT_CODE": "killed",
+            "EXIT_STATUS": "11", "MESSAGE": "crasher.service: Main process exited, code=killed, status=11/SEGV"}
+    hit = badness.scan_entry(segv)
+    assert hit is not None and (hit.rule, hit.unit) == ("crashed unit", "crasher.service")
+    # Stopped by SIGTERM (systemctl stop) or exiting with a status is no crash; its result says the rest.
+    assert badness.scan_entry({**segv, "EXIT_STATUS": "15"}) is None
+    assert badness.scan_entry({**segv, "EXIT_CODE": "exited", "EXIT_STATUS": "11"}) is None
+    assert badness.scan_entry({**segv, "EXIT_CODE": "dumped", "EXIT_STATUS": "6"}) is not None
+
+
+def test_a_oneshot_service_counts_until_it_is_inactive_again() -> None:
+    oneshot = {"Id": "slow-boot.service", "InactiveExitTimestampMonotonic": "4100000",
+               "ActiveEnterTimestampMonotonic": "0", "InactiveEnterTimestampMonotonic": "8100000"}
+    stopped_later = {"Id": "web.service", "InactiveExitTimestampMonotonic": "4000000",
+                     "ActiveEnterTimestampMonotonic": "4500000", "InactiveEnterTimestampMonotonic": "60000000"}
+    t = boottime.boot_timings(VM_MANAGER, [oneshot, stopped_later])
+    assert t.slowest_units == (("slow-boot.service", 4.0), ("web.service", 0.5))

@@ -29,11 +29,18 @@ UNIT = "imagebuild-ssh-host-keys.service"
 # The units that start sshd on the distributions we build (socket-activated and not).
 SSHD_UNITS = ("ssh.service", "sshd.service", "sshd@.service", "ssh.socket", "sshd.socket")
 
+# No default dependencies: ssh.socket starts before basic.target, and a unit ordered after basic.target (as
+# default dependencies would) but before the socket is an ordering cycle, which systemd breaks by dropping this
+# job: sshd then starts without keys and fails once (seen in a trixie container).
 UNIT_TEXT = """\
 [Unit]
 Description=Generate the SSH host keys (the image is built without them)
 ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
 ConditionPathIsReadWrite=/etc/ssh
+DefaultDependencies=no
+After=local-fs.target
+Conflicts=shutdown.target
+Before=shutdown.target
 Before={before}
 
 [Service]
