@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import enum
 import math
+from fractions import Fraction
 import os
 import re
 from dataclasses import dataclass
@@ -137,7 +138,8 @@ def parse_bytes(value: str, ctx: Ctx | None = None) -> int:
     if not m:
         raise ValueProblem(f"{value!r} is not a size", "a number of bytes, optionally with K, M or G: 512M")
     factor = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}[m.group(2)]
-    result = math.ceil(float(m.group(1)) * factor)
+    # Exact arithmetic: a float would overflow (or round) on a long string of digits.
+    result = math.ceil(Fraction(m.group(1)) * factor)
     if result <= 0:
         raise ValueProblem(f"{value!r} is not a positive size", "a size greater than zero")
     return result + (-result % 4096)

@@ -140,3 +140,10 @@ def test_symlinks_are_resolved(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
     os.symlink(tmp_path / "real", tmp_path / "link")
     assert resolve_path("link", Ctx(tmp_path, "f")) == tmp_path / "real"
+
+
+def test_a_size_with_very_many_digits_is_exact_not_a_float_overflow() -> None:
+    from imagebuild.config.values import parse_bytes
+
+    assert parse_bytes("1" * 400) == int("1" * 400) + (-int("1" * 400) % 4096)
+    assert parse_bytes("1.5K") == 4096
