@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import enum
 import math
-from fractions import Fraction
 import os
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal, TypeVar
 
