@@ -94,18 +94,12 @@ def test_bootable_no_makes_boot_loaders_irrelevant(tmp_path: Path) -> None:
     assert refused(c) == []
 
 
-@pytest.mark.parametrize(("text", "refuse"), [
-    ("SELinuxRelabel=no", False),
-    ("SELinuxRelabel=auto", False),
-    ("SELinuxRelabel=auto\nPackages=selinux-policy-default", True),
-    ("SELinuxRelabel=yes", True),
-])
-def test_selinux_relabel_is_refused_only_when_it_would_relabel(text: str, refuse: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ["SELinuxRelabel=no", "SELinuxRelabel=auto",
+                                  "SELinuxRelabel=auto\nPackages=selinux-policy-default", "SELinuxRelabel=yes"])
+def test_selinux_relabel_is_built_now(text: str, tmp_path: Path) -> None:
     c = config(tmp_path, f"[Output]\nFormat=directory\n[Content]\n{text}\n")
-    assert refused(c) == (["SELinuxRelabel"] if refuse else [])
-    if refuse:
-        with pytest.raises(BuildError, match=r"SELinuxRelabel=.*set SELinuxRelabel=no"):
-            check_supported(c)
+    assert refused(c) == []
+    check_supported(c)
 
 
 @pytest.mark.parametrize(("value", "refuse"), [("no", False), ("auto", False), ("yes", True)])

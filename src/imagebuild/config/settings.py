@@ -566,8 +566,6 @@ SETTINGS: tuple[Setting, ...] = (
             help="Install an sshd socket unit for mkosi ssh over VSock."),
     feature("SELinuxRelabel", "Content", label="SELinux Relabel",
             matters=relevance.relabels_selinux,
-            not_yet=NotYet("the image's files are not relabelled; set SELinuxRelabel=no (or relabel in a "
-                           "finalize script)"),
             help="Relabel files for the image's SELinux policy."),
     # ---- [Validation]
     boolean("SecureBoot", "Validation", label="UEFI SecureBoot",
