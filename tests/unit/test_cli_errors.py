@@ -49,7 +49,8 @@ def test_unknown_verb_is_an_error(tmp_path: Path) -> None:
 
 
 def test_unsupported_setting_build_is_refused_before_work(tmp_path: Path) -> None:
-    write_config(tmp_path, "[Content]\nSELinuxRelabel=yes\n[Output]\nFormat=directory\n")
+    # UseSubvolumes=yes: a setting the builder does not act on yet (SELinuxRelabel= was that example before).
+    write_config(tmp_path, "[Output]\nFormat=directory\nUseSubvolumes=yes\n")
     result = imagebuild("-C", str(tmp_path), "--output-dir", str(tmp_path / "out"), "build")
-    assert_clean_error(result, "not supported yet: SELinuxRelabel=")
+    assert_clean_error(result, "not supported yet: UseSubvolumes=")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

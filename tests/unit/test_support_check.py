@@ -32,10 +32,16 @@ def test_the_real_world_directory_config_passes(tmp_path: Path) -> None:
     check_supported(c)
 
 
-def test_shim_for_a_disk_image_is_refused_with_advice(tmp_path: Path) -> None:
-    c = config(tmp_path, "[Output]\nFormat=disk\n[Content]\nShimBootloader=signed\n")
-    with pytest.raises(BuildError, match=r"not supported yet: ShimBootloader=signed: use ShimBootloader=none"):
-        check_supported(c)
+@pytest.mark.parametrize("text", [
+    "[Output]\nFormat=disk\n[Content]\nShimBootloader=signed\n",
+    "[Output]\nFormat=disk\n[Content]\nShimBootloader=unsigned\nBootloader=grub\n",
+    "[Output]\nFormat=esp\n[Content]\nShimBootloader=signed\n",
+    "[Output]\nFormat=directory\n[Content]\nBootable=yes\nShimBootloader=unsigned\n",
+])
+def test_shim_is_built_now(text: str, tmp_path: Path) -> None:
+    c = config(tmp_path, text)
+    assert refused(c) == []
+    check_supported(c)
 
 
 @pytest.mark.parametrize("setting", ["Bootloader=grub", "BiosBootloader=grub"])
@@ -62,8 +68,6 @@ def test_the_boot_loaders_the_builder_installs_are_accepted(bootloader: str, tmp
 
 
 @pytest.mark.parametrize(("text", "name"), [
-    ("[Output]\nFormat=esp\n[Content]\nShimBootloader=signed\n", "ShimBootloader"),
-    ("[Output]\nFormat=directory\n[Content]\nBootable=yes\nShimBootloader=unsigned\n", "ShimBootloader"),
     ("[Output]\nFormat=uki\n[Content]\nMicrocodeHost=yes\n", "MicrocodeHost"),
 ])
 def test_boot_loader_settings_of_bootable_images_are_refused(text: str, name: str, tmp_path: Path) -> None:
@@ -90,18 +94,12 @@ def test_bootable_no_makes_boot_loaders_irrelevant(tmp_path: Path) -> None:
     assert refused(c) == []
 
 
-@pytest.mark.parametrize(("text", "refuse"), [
-    ("SELinuxRelabel=no", False),
-    ("SELinuxRelabel=auto", False),
-    ("SELinuxRelabel=auto\nPackages=selinux-policy-default", True),
-    ("SELinuxRelabel=yes", True),
-])
-def test_selinux_relabel_is_refused_only_when_it_would_relabel(text: str, refuse: bool, tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", ["SELinuxRelabel=no", "SELinuxRelabel=auto",
+                                  "SELinuxRelabel=auto\nPackages=selinux-policy-default", "SELinuxRelabel=yes"])
+def test_selinux_relabel_is_built_now(text: str, tmp_path: Path) -> None:
     c = config(tmp_path, f"[Output]\nFormat=directory\n[Content]\n{text}\n")
-    assert refused(c) == (["SELinuxRelabel"] if refuse else [])
-    if refuse:
-        with pytest.raises(BuildError, match=r"SELinuxRelabel=.*set SELinuxRelabel=no"):
-            check_supported(c)
+    assert refused(c) == []
+    check_supported(c)
 
 
 @pytest.mark.parametrize(("value", "refuse"), [("no", False), ("auto", False), ("yes", True)])

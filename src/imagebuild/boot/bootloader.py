@@ -1,4 +1,5 @@
-"""Install systemd-boot or grub (boot/grub.py) into the ESP tree and prepare Secure Boot; trim kernel modules.
+"""Install systemd-boot, grub (boot/grub.py) and shim (boot/shim.py) into the ESP tree, prepare Secure Boot;
+trim kernel modules.
 
 This stage runs before depmod (pipeline.CUSTOMIZE), so it is also where KernelModulesInclude=/Exclude=/
 IncludeHost= remove modules from the image: depmod then rewrites the module indexes for what is left.
@@ -10,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.boot import grub, modules
+from imagebuild.boot import grub, modules, shim
 from imagebuild.boot.esp import bootable_kernels, efi_architecture, esp_tree
 from imagebuild.boot.kernel import find_kernels
 from imagebuild.boot.secure_boot import sign, write_enrollment_files
@@ -45,9 +46,12 @@ def systemd_boot_binary(context: Context, name: str) -> Path | None:
 
     Debian trixie's systemd-boot depends on "systemd-boot-efi-signed | systemd-boot-efi", so without
     Recommends an image often has only systemd-boot<arch>.efi.signed (bootctl installs that one too).
+    ShimBootloader=signed takes only the signed one: it is to boot with the distribution's keys.
     """
     directory = context.root / "usr/lib/systemd/boot/efi"
-    for candidate in (directory / name, directory / f"{name}.signed"):
+    candidates = [directory / f"{name}.signed"] if shim.signed(context) else [directory / name,
+                                                                              directory / f"{name}.signed"]
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
     return None
@@ -59,17 +63,20 @@ def install_systemd_boot(context: Context) -> None:
     name = f"systemd-boot{arch}.efi"
     source = systemd_boot_binary(context, name)
     if source is None:
-        message = (f"Bootloader=systemd-boot: the image has no usr/lib/systemd/boot/efi/{name}; "
-                   "add systemd-boot-efi to Packages=")
+        wanted = f"{name}.signed" if shim.signed(context) else name
+        package = "systemd-boot-efi-amd64-signed" if shim.signed(context) else "systemd-boot-efi"
+        message = (f"Bootloader=systemd-boot: the image has no usr/lib/systemd/boot/efi/{wanted}; "
+                   f"add {package} to Packages=")
         if config.bootable == ConfigFeature.enabled:
             raise BuildError(message)
         logger.warning("%s (Bootable=auto: no boot loader installed)", message)
         return
     esp = esp_tree(context)
-    targets = [esp / "EFI/systemd" / name, esp / "EFI/BOOT" / f"BOOT{arch.upper()}.EFI"]
+    # Behind shim, systemd-boot is the second stage that shim starts; shim takes BOOT<ARCH>.EFI.
+    targets = [esp / "EFI/systemd" / name, shim.boot_loader_path(context)]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if config.secure_boot:
+        if config.secure_boot and not shim.signed(context):
             sign(context, source, target)
         else:
             shutil.copyfile(source, target)
@@ -90,4 +97,6 @@ def install_bootloader(context: Context) -> None:
     grub.install_grub(context)
     if context.config.bootloader == Bootloader.systemd_boot:
         install_systemd_boot(context)
-    # Bootloader=uki: the UKI itself is the boot loader (EFI/BOOT/BOOT<ARCH>.EFI, see uki.py).
+    # Bootloader=uki: the UKI itself is the boot loader (EFI/BOOT/BOOT<ARCH>.EFI, or shim's second stage:
+    # see uki.py); shim goes in front of whichever it is now.
+    shim.install_shim(context)

@@ -5,8 +5,10 @@ What mkosi v22 does, and so this module:
   (usr/lib/grub/<target>, Debian's grub-efi-amd64-bin / grub-pc-bin) with the modules it needs built in
   and an early config that searches for /<prefix>/grub.cfg ("grub", "grub2" on Fedora-like distributions).
 - EFI: the core image is EFI/BOOT/BOOTX64.EFI (grubx64.efi behind shim), signed with SecureBootKey= when
-  SecureBoot= is on. EFI/<distribution>/grub.cfg says `configfile /grub/grub.cfg`, for the signed grub
-  binaries of distributions that read their config from there.
+  SecureBoot= is on; behind shim under Secure Boot it carries the .sbat section of the distribution's signed
+  grub (shim refuses a second stage without SBAT data). ShimBootloader=signed installs that signed grub
+  instead. EFI/<distribution>/grub.cfg says `configfile /grub/grub.cfg`, for the signed grub binaries of
+  distributions that read their config from there.
 - BIOS: the i386-pc core image (with biosdisk) is written into the BIOS boot partition by grub-bios-setup
   once the disk image exists (setup_bios, called by outputs/disk.py); kernels and initrds stay on the ESP.
 - grub.cfg on the ESP (/grub/grub.cfg): `set timeout=0` unless the image brings its own file, then one
@@ -25,10 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.boot.esp import bootable_kernels, efi_architecture, esp_tree
+from imagebuild.boot import shim
+from imagebuild.boot.esp import bootable_kernels, esp_tree
 from imagebuild.boot.secure_boot import sign
 from imagebuild.boot.toolchain import run_tool
-from imagebuild.config.enums import BiosBootloader, Bootloader, ConfigFeature, OutputFormat, ShimBootloader
+from imagebuild.config.enums import BiosBootloader, Bootloader, ConfigFeature, OutputFormat
 from imagebuild.errors import BuildError
 from imagebuild.log import logger
 from imagebuild.tools import tools_tree as tools
@@ -111,17 +114,9 @@ def _modules_or_warn(context: Context, target: str, setting: str, package: str) 
     return None
 
 
-def shim_in_front(context: Context) -> bool:
-    return context.config.shim_bootloader != ShimBootloader.none
-
-
 def efi_binary_path(context: Context) -> Path:
-    """Where EFI grub goes: the firmware's default loader, or shim's second stage (grub<arch>.efi)."""
-    arch = efi_architecture(context.config)
-    if shim_in_front(context):
-        name = "grub.EFI" if str(context.config.distribution) == "opensuse" else f"grub{arch}.EFI"
-        return esp_tree(context) / "EFI/BOOT" / name
-    return esp_tree(context) / "EFI/BOOT" / f"BOOT{arch.upper()}.EFI"
+    """Where EFI grub goes: the firmware's default loader, or shim's second stage (grub<arch>.EFI)."""
+    return shim.boot_loader_path(context)
 
 
 def wants_grub_efi(context: Context) -> bool:
@@ -142,7 +137,8 @@ def early_config(context: Context) -> Path:
     return path
 
 
-def grub_mkimage(context: Context, target: str, output: Path, modules: tuple[str, ...]) -> None:
+def grub_mkimage(context: Context, target: str, output: Path, modules: tuple[str, ...],
+                 sbat: Path | None = None) -> None:
     directory = module_directory(context, target)
     assert directory is not None
     mkimage = grub_tool(context, "mkimage", package="grub-common")
@@ -150,9 +146,11 @@ def grub_mkimage(context: Context, target: str, output: Path, modules: tuple[str
         mkimage, "--directory", directory, "--config", early_config(context),
         "--prefix", f"/{grub_prefix(context)}", "--output", output, "--format", target,
     ]
-    if target.endswith("-efi") and not shim_in_front(context):
+    if target.endswith("-efi") and not shim.in_front(context):
         # Without shim there is no shim_lock protocol to verify the kernels with; firmware checks them.
         argv.append("--disable-shim-lock")
+    if sbat is not None:
+        argv += ["--sbat", sbat]
     argv += [*CORE_MODULES, *modules]
     output.parent.mkdir(parents=True, exist_ok=True)
     run_tool(context, argv, what=f"grub-mkimage ({target})")
@@ -165,14 +163,33 @@ def bios_directory(context: Context) -> Path:
 
 def install_efi_grub(context: Context, target: str) -> None:
     output = efi_binary_path(context)
-    grub_mkimage(context, target, output, ("chain",))
+    grub_mkimage(context, target, output, ("chain",), sbat=shim.grub_sbat(context))
     if context.config.secure_boot:
         sign(context, output, output)
+    write_redirect(context)
+    logger.info("Installed grub for EFI as /%s", output.relative_to(context.root))
+
+
+def install_signed_grub(context: Context) -> bool:
+    """ShimBootloader=signed: the distribution's signed grub as shim's second stage, as it is."""
+    source = shim.find(context, shim.SIGNED_GRUB)
+    if source is None:
+        shim.missing(context, "signed grub", shim.SIGNED_GRUB, "grub-efi-amd64-signed (Debian)")
+        return False
+    output = efi_binary_path(context)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, output)
+    write_redirect(context)
+    logger.info("Installed the signed grub /%s as /%s", source.relative_to(context.root),
+                output.relative_to(context.root))
+    return True
+
+
+def write_redirect(context: Context) -> None:
     # Signed grub binaries of distributions read EFI/<distribution>/grub.cfg.
     redirect = esp_tree(context) / "EFI" / str(context.config.distribution) / "grub.cfg"
     redirect.parent.mkdir(parents=True, exist_ok=True)
     redirect.write_text(f"configfile /{grub_prefix(context)}/grub.cfg\n")
-    logger.info("Installed grub for EFI as /%s", output.relative_to(context.root))
 
 
 def install_bios_grub(context: Context, modules: Path) -> None:
@@ -191,10 +208,11 @@ def install_grub(context: Context) -> None:
         target = EFI_TARGETS.get(str(context.config.architecture))
         if target is None:
             raise BuildError(f"Bootloader=grub: no EFI grub for Architecture={context.config.architecture}")
-        signed_grub_from_shim = context.config.shim_bootloader == ShimBootloader.signed
-        if not signed_grub_from_shim and _modules_or_warn(context, target, "Bootloader", "grub-efi-amd64-bin") is None:
+        if shim.signed(context):
+            efi = install_signed_grub(context)
+        elif _modules_or_warn(context, target, "Bootloader", "grub-efi-amd64-bin") is None:
             efi = False
-        elif not signed_grub_from_shim:
+        else:
             install_efi_grub(context, target)
     if bios:
         modules = _modules_or_warn(context, BIOS_TARGET, "BiosBootloader", "grub-pc-bin")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from imagebuild.boot import grub
+from imagebuild.boot import grub, shim
 from imagebuild.boot.esp import bootable_kernels, efi_architecture, esp_tree
 from imagebuild.boot.initrd import build_default_initrd, build_modules_initrd
 from imagebuild.boot.kernel import Kernel
@@ -241,14 +241,36 @@ def build_unified_kernel_images(context: Context) -> None:
             grub.add_type1_entry(context, entry.conf.stem, entry.linux, entry.initrds, cmdline, with_ukis=ukis)
 
 
+def install_prebuilt_uki(context: Context, kernel: Kernel, output: Path) -> Path | None:
+    """ShimBootloader=signed: a UKI the distribution built and signed (usr/lib/modules/<version>/*.efi), as
+    mkosi v22 does; one built here would carry no signature the distribution's keys accept."""
+    directory = context.root / "usr/lib/modules" / kernel.version
+    prebuilt = sorted(directory.glob("*.efi"))
+    if not prebuilt:
+        message = (f"ShimBootloader=signed: no signed UKI in /usr/lib/modules/{kernel.version}/*.efi (the "
+                   "distribution's prebuilt one is needed); use UnifiedKernelImages=no for type 1 entries")
+        if context.config.bootable == ConfigFeature.enabled:
+            raise BuildError(message)
+        logger.warning("%s (Bootable=auto: no UKI installed)", message)
+        return None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(prebuilt[0], output)
+    logger.info("Installed the prebuilt UKI /%s as /%s", prebuilt[0].relative_to(context.root),
+                output.relative_to(context.root))
+    grub.add_uki_entry(context, output)
+    return output
+
+
 def build_kernel_uki(context: Context, kernel: Kernel, initrds: list[Path], cmdline: list[str],
-                     sign_pcrs: bool) -> Path:
+                     sign_pcrs: bool) -> Path | None:
     config = context.config
     esp = esp_tree(context)
     if config.bootloader == Bootloader.uki:
-        output = esp / "EFI/BOOT" / f"BOOT{efi_architecture(config).upper()}.EFI"
+        output = shim.boot_loader_path(context)
     else:
         output = esp / "EFI/Linux" / f"{entry_name(context, kernel)}.efi"
+    if shim.signed(context):
+        return install_prebuilt_uki(context, kernel, output)
     request = UkiRequest(
         kernel=kernel,
         initrds=initrds,

@@ -514,8 +514,6 @@ SETTINGS: tuple[Setting, ...] = (
            help="The BIOS boot loader: none or grub."),
     choice("ShimBootloader", "Content", ShimBootloader, default=ShimBootloader.none,
            matters=lambda c: relevance.gets_uefi_boot_loader(c) and c.shim_bootloader != ShimBootloader.none,
-           not_yet=NotYet("use ShimBootloader=none; with SecureBoot=yes systemd-boot and the UKIs are signed "
-                          "with SecureBootKey= instead"),
            help="Install shim: none, unsigned or signed."),
     feature("UnifiedKernelImages", "Content",
             help="Use unified kernel images with systemd-boot or grub."),
@@ -568,8 +566,6 @@ SETTINGS: tuple[Setting, ...] = (
             help="Install an sshd socket unit for mkosi ssh over VSock."),
     feature("SELinuxRelabel", "Content", label="SELinux Relabel",
             matters=relevance.relabels_selinux,
-            not_yet=NotYet("the image's files are not relabelled; set SELinuxRelabel=no (or relabel in a "
-                           "finalize script)"),
             help="Relabel files for the image's SELinux policy."),
     # ---- [Validation]
     boolean("SecureBoot", "Validation", label="UEFI SecureBoot",

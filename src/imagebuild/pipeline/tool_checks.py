@@ -81,6 +81,8 @@ def check_build_tools(config: Config, tools_tree: Path | None) -> None:
         require_tool(tools_tree, "ukify", package="systemd-ukify")
     if config.secure_boot:
         require_tool(tools_tree, "sbsign", package="sbsigntool")
+    if config.selinux_relabel == ConfigFeature.enabled:
+        require_tool(tools_tree, "setfiles", package="policycoreutils")
 
 
 def check_keys(config: Config) -> None:

@@ -194,8 +194,9 @@ def test_output_name_from_image_id_and_version(tree: Tree) -> None:
 def test_non_default_lists_changed_settings(tree: Tree) -> None:
     from imagebuild.config import changed_settings, unsupported_settings
 
-    tree.write("mkosi.conf", "[Content]\nWithDocs=yes\nPackages=a\nSELinuxRelabel=yes\n")
+    # (UseSubvolumes=yes: a setting the builder does not act on yet; SELinuxRelabel= was that example before.)
+    tree.write("mkosi.conf", "[Output]\nUseSubvolumes=yes\n[Content]\nWithDocs=yes\nPackages=a\n")
     c = tree.one()
-    assert changed_settings(c) == ["Packages", "SELinuxRelabel"]
-    assert unsupported_settings(c) == ["SELinuxRelabel"]
-    assert unsupported_settings(c, supported={"SELinuxRelabel"}) == ["Packages"]
+    assert changed_settings(c) == ["UseSubvolumes", "Packages"]
+    assert unsupported_settings(c) == ["UseSubvolumes"]
+    assert unsupported_settings(c, supported={"UseSubvolumes"}) == ["Packages"]
