@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.log import logger
-from imagebuild.tools.mounts import remove_tree_in_background
+from imagebuild.tools.mounts import remove_tree, remove_tree_in_background
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -107,5 +107,9 @@ class Workspace:
         assert self.path is not None
         if kind is not None and self.keep_on_failure:
             logger.warning("workspace kept for debugging: %s", self.path)
+            return
+        if kind is not None:
+            # A failed or interrupted build leaves nothing behind when it returns (the caller may be exiting).
+            remove_tree(self.path)
             return
         remove_tree_in_background(self.path)
