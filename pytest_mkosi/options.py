@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shlex
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -15,6 +17,16 @@ from imagebuild.config.values import parse_bytes
 from imagebuild.errors import ImageBuildError
 from pytest_mkosi.images import REFRESH_CHOICES
 from pytest_mkosi.matrix import Axis, MatrixError, check_axes, parse_axis
+
+_Options = TypeVar("_Options")
+
+
+def _read_once(pytestconfig: pytest.Config, key: pytest.StashKey[_Options],
+               read: Callable[[pytest.Config], _Options]) -> _Options:
+    """The session's options of one kind: read and checked on first use, then kept in the config's stash."""
+    if key not in pytestconfig.stash:
+        pytestconfig.stash[key] = read(pytestconfig)
+    return pytestconfig.stash[key]
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -106,11 +118,7 @@ class MkosiOptions:
     @classmethod
     def of(cls, pytestconfig: pytest.Config) -> MkosiOptions:
         """The session's options (read and checked on first use, then kept in the config's stash)."""
-        cached = pytestconfig.stash.get(_KEY, None)
-        if cached is None:
-            cached = cls.read(pytestconfig)
-            pytestconfig.stash[_KEY] = cached
-        return cached
+        return _read_once(pytestconfig, _KEY, cls.read)
 
     @classmethod
     def read(cls, pytestconfig: pytest.Config) -> MkosiOptions:
@@ -163,11 +171,7 @@ class MachineOptions:
 
     @classmethod
     def of(cls, pytestconfig: pytest.Config) -> MachineOptions:
-        cached = pytestconfig.stash.get(_MACHINE_KEY, None)
-        if cached is None:
-            cached = cls.read(pytestconfig)
-            pytestconfig.stash[_MACHINE_KEY] = cached
-        return cached
+        return _read_once(pytestconfig, _MACHINE_KEY, cls.read)
 
     @classmethod
     def read(cls, pytestconfig: pytest.Config) -> MachineOptions:
@@ -235,11 +239,7 @@ class EvidenceOptions:
 
     @classmethod
     def of(cls, pytestconfig: pytest.Config) -> EvidenceOptions:
-        cached = pytestconfig.stash.get(_EVIDENCE_KEY, None)
-        if cached is None:
-            cached = cls.read(pytestconfig)
-            pytestconfig.stash[_EVIDENCE_KEY] = cached
-        return cached
+        return _read_once(pytestconfig, _EVIDENCE_KEY, cls.read)
 
     @classmethod
     def read(cls, pytestconfig: pytest.Config) -> EvidenceOptions:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.errors import RunError
+from imagebuild.launch.lifetime import process_alive
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -49,16 +50,6 @@ def remove_state(config: Config) -> None:
         state_path(config).unlink()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_state(config: Config) -> RuntimeState:
     """The record of the running machine, or a RunError saying how to start one."""
     path = state_path(config)
@@ -70,7 +61,7 @@ def read_state(config: Config) -> RuntimeState:
                        "'imagebuild qemu' first") from None
     except (OSError, ValueError, TypeError) as e:
         raise RunError(f"{path} is unreadable ({e}); restart the machine with 'imagebuild qemu'") from None
-    if not _alive(state.pid):
+    if not process_alive(state.pid):
         remove_state(config)
         raise RunError(f"the machine of {config.output} is no longer running (process {state.pid} is gone); "
                        "start it with 'imagebuild qemu'")
