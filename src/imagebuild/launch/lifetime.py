@@ -9,6 +9,7 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
+from types import FrameType
 
 PR_SET_PDEATHSIG = 1
 OWNER_FILE = "owner.pid"
@@ -20,7 +21,8 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (someone else's counts too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -37,8 +39,14 @@ def sweep_stale_scratch(parent: Path, prefix: str) -> None:
             owner = int((directory / OWNER_FILE).read_text())
         except (OSError, ValueError):
             continue
-        if not _alive(owner):
+        if not process_alive(owner):
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def unwind_on_termination(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM/SIGHUP handler for the interactive verbs: unwind normally, so that swtpm is stopped and
+    scratch directories and runtime records are removed."""
+    raise SystemExit(128 + signum)
 
 
 def make_scratch(parent: Path, prefix: str) -> Path:

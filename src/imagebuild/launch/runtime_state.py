@@ -1,5 +1,5 @@
-"""Where a running machine can be reached: a record that `imagebuild qemu` writes into the output
-directory while the machine runs, and that `imagebuild ssh` reads. Mode 0600: it names a private key."""
+"""Where a running machine can be reached: a record that `imagebuild qemu` and `imagebuild boot` write into
+the output directory while the machine runs, and that `imagebuild ssh` reads. Mode 0600: it names a private key."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.errors import RunError
+from imagebuild.launch.lifetime import process_alive
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -20,11 +21,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RuntimeState:
     pid: int  # the process that runs the machine (the verb); the record is stale once it is gone
-    transport: str  # "virtio-serial" or "vsock"
+    transport: str  # "virtio-serial" or "vsock" (qemu), "unix" (nspawn's bound AF_UNIX socket)
     key: str  # the client's private key
     known_hosts: str  # the machine's pinned host key, as a known_hosts file
     host_key_alias: str
-    ssh_socket: str | None = None  # virtio-serial: qemu's unix socket of the SSH port
+    ssh_socket: str | None = None  # virtio-serial: qemu's unix socket of the SSH port; unix: the socket
     cid: int | None = None  # vsock
     port: int | None = None  # vsock
 
@@ -49,16 +50,6 @@ def remove_state(config: Config) -> None:
         state_path(config).unlink()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_state(config: Config) -> RuntimeState:
     """The record of the running machine, or a RunError saying how to start one."""
     path = state_path(config)
@@ -67,11 +58,11 @@ def read_state(config: Config) -> RuntimeState:
         state = RuntimeState(**data)
     except FileNotFoundError:
         raise RunError(f"no machine of {config.output} is running (no {path}); start one with "
-                       "'imagebuild qemu' first") from None
+                       "'imagebuild qemu' or 'imagebuild boot' first") from None
     except (OSError, ValueError, TypeError) as e:
-        raise RunError(f"{path} is unreadable ({e}); restart the machine with 'imagebuild qemu'") from None
-    if not _alive(state.pid):
+        raise RunError(f"{path} is unreadable ({e}); restart the machine") from None
+    if not process_alive(state.pid):
         remove_state(config)
         raise RunError(f"the machine of {config.output} is no longer running (process {state.pid} is gone); "
-                       "start it with 'imagebuild qemu'")
+                       "start it again ('imagebuild qemu' or 'imagebuild boot')")
     return state

@@ -12,13 +12,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.config import ConfigFeature
 from imagebuild.launch import guest_ssh
-from imagebuild.launch.lifetime import die_with_parent, make_scratch
+from imagebuild.launch.lifetime import die_with_parent, make_scratch, unwind_on_termination
 from imagebuild.launch.qemu import SCRATCH_PREFIX, QemuOptions, check_bootable, qemu_machine
 from imagebuild.launch.runtime_state import RuntimeState, remove_state, write_state
 from imagebuild.launch.vsock import free_cid, vhost_vsock_available
@@ -43,11 +42,6 @@ def split_kernel_argument(cmdline: list[str]) -> tuple[Path | None, list[str]]:
                 continue
         rest.append(word)
     return kernel, rest
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # Unwind normally so that swtpm is stopped and the scratch copies are removed.
-    raise SystemExit(128 + signum)
 
 
 def ssh_channel(config: Config, scratch: Path) -> tuple[guest_ssh.GuestChannel, guest_ssh.SshKeys]:
@@ -76,7 +70,7 @@ def run(args: Args, images: list[Config]) -> int:
     tools_tree = tools_tree_for(config)
     kernel, extra = split_kernel_argument(list(args.cmdline))
     # SIGHUP: the terminal went away (pexpect's terminate() sends it first).
-    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, unwind_on_termination) for sig in (signal.SIGTERM, signal.SIGHUP)}
     scratch = make_scratch(paths.workspace_parent(config), SCRATCH_PREFIX)
     try:
         channel, keys = ssh_channel(config, scratch)
