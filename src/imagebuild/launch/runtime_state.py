@@ -6,13 +6,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.errors import RunError
-from imagebuild.launch.lifetime import process_alive
+from imagebuild.launch.lifetime import die_with_parent, process_alive
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -66,3 +68,21 @@ def read_state(config: Config) -> RuntimeState:
         raise RunError(f"the machine of {config.output} is no longer running (process {state.pid} is gone); "
                        "start it again ('imagebuild qemu' or 'imagebuild boot')")
     return state
+
+
+def run_recorded(config: Config, state: RuntimeState, argv: list[str]) -> int:
+    """Run a machine's process on this terminal until it exits, with its runtime record there meanwhile."""
+    write_state(config, state)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        process = subprocess.Popen(argv, preexec_fn=die_with_parent)
+        try:
+            return process.wait()
+        finally:
+            if process.poll() is None:
+                # systemd-nspawn powers the container off; bwrap (the tools tree) takes qemu with it.
+                process.terminate()
+                process.wait()
+    finally:
+        remove_state(config)

@@ -12,16 +12,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.errors import ImageBuildError
-from imagebuild.launch.lifetime import die_with_parent, make_scratch, unwind_on_termination
+from imagebuild.launch.lifetime import make_scratch, unwind_on_termination
 from imagebuild.launch.nspawn import NspawnOptions, nspawn_command
 from imagebuild.launch.nspawn_ssh import UnixSshAccess, prepare_unix_ssh
-from imagebuild.launch.runtime_state import RuntimeState, remove_state, write_state
+from imagebuild.launch.runtime_state import RuntimeState, run_recorded
 from imagebuild.launch.ssh_keys import HOST_KEY_ALIAS
 from imagebuild.log import logger
 from imagebuild.pipeline.pipeline import output_path
@@ -65,19 +64,8 @@ def boot_with_ssh(config: Config, cmdline: list[str]) -> int:
         argv = nspawn_command(config, output_path(config), options, [*access.init_args, *cmdline])
         logger.info("Booting %s in a container; 'imagebuild ssh' logs in over %s", config.output, access.socket)
         logger.debug("+ %s", " ".join(argv))
-        write_state(config, runtime_state(access))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        process = subprocess.Popen(argv, preexec_fn=die_with_parent)
-        try:
-            return process.wait()
-        finally:
-            if process.poll() is None:
-                # SIGTERM makes systemd-nspawn power the container off.
-                process.terminate()
-                process.wait()
+        return run_recorded(config, runtime_state(access), argv)
     finally:
-        remove_state(config)
         shutil.rmtree(scratch, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
