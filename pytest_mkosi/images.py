@@ -196,7 +196,7 @@ class ImageCache:
         built = meta.get("built_at")
         age = time.time() - (float(built) if isinstance(built, int | float) else entry.stat().st_mtime)
         artifacts = tuple(sorted(entry.iterdir()))
-        main = entry / str(meta.get("main") or config.output)
+        main = main_artifact(entry, config, meta.get("main"))
         note = f"built {describe_age(age)} ago"
         if stale is not None:
             note += f"; not rebuilt although {stale}: another session is using it"
@@ -266,6 +266,17 @@ class ImageCache:
             total -= sizes[entry]
             removed.append(entry)
         return removed
+
+
+def main_artifact(entry: Path, config: Config, recorded: object) -> Path:
+    """The main artifact of a cached entry: the one its build recorded, else the format's artifact name.
+
+    Not `<Output=>` alone: for the file formats that is the build's symlink (or nothing), not the image
+    (disk-example, not disk-example.raw), and entries from before the record was kept have no record."""
+    for name in (recorded, artifact_name(config)):
+        if isinstance(name, str) and name and (entry / name).exists() and not (entry / name).is_symlink():
+            return entry / name
+    return entry / artifact_name(config)
 
 
 def tree_bytes(root: Path) -> int:

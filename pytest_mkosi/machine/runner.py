@@ -37,6 +37,8 @@ class Runner(abc.ABC):
     # (machine.state.keep(): --mkosi-keep-on-failure). A runner whose processes die with the session (a parent
     # death signal, a console held by the session) leaves it False; the plugin then says it cannot keep it.
     can_outlive_session: bool = False
+    # How long start() and a reboot may take unless the caller says otherwise (Machine.boot_timeout).
+    boot_timeout: float = 120.0
 
     @abc.abstractmethod
     def start(self, *, timeout: float) -> None:

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import itertools
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -31,6 +32,9 @@ PROCESSES = "processes"
 # sweep stops it; `python3 -I state.py stop DIR` does.
 KEPT = "kept"
 _counter = itertools.count(1)
+# Socket paths (console, QMP, SSH) below the directory must fit AF_UNIX's 107 bytes: names stay short and plain.
+NAME_MAX = 64
+_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_MAX - 1}}}")
 
 
 def state_parent() -> Path:
@@ -155,6 +159,8 @@ class StateDir:
 
     @classmethod
     def create(cls, name: str, parent: Path | None = None) -> StateDir:
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"machine name {name!r}: use at most {NAME_MAX} letters, digits, '.', '_' and '-'")
         parent = parent or state_parent()
         parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         sweep(parent)
@@ -165,7 +171,15 @@ class StateDir:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         (building / LOCK).write_text(f"{os.getpid()}\n")
         path = parent / name
-        os.rename(building, path)
+        try:
+            os.rename(building, path)
+        except OSError:
+            shutil.rmtree(building, ignore_errors=True)
+            os.close(lock_fd)
+            from imagebuild.errors import RunError  # not at the top: the reaper runs this file stdlib-only
+
+            raise RunError(f"a machine named {name!r} is already running on this host ({path}); give each "
+                           "machine a name of its own (machine.state.unique_machine_name())") from None
         # The reaper's end of the pipe reads EOF when this process is gone, however it ended.
         read_end, write_end = os.pipe()
         reaper = subprocess.Popen(

@@ -52,5 +52,12 @@ def create_runner(kind: str, config: Config, image: Path, *, name: str) -> Runne
         if e.name != module_name:
             raise
         raise RunError(f"the {kind} runner is not available in this version") from None
-    runner: Runner = getattr(module, class_name)(config, image, name=name)
+    extra: dict[str, object] = {}
+    if kind == "qemu":
+        # qemu, OVMF and swtpm from the tools tree the image was built with (ToolsTree=default: trixie's
+        # qemu 10, which multi-threaded TCG needs; it is cached, the build made it already).
+        from imagebuild.pipeline.subbuilds import tools_tree_for
+
+        extra["tools_tree"] = tools_tree_for(config)
+    runner: Runner = getattr(module, class_name)(config, image, name=name, **extra)
     return runner

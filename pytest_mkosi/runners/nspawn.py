@@ -5,9 +5,9 @@ it listens on the host. The image is never written: an overlay whose upper direc
 state directory takes every change, so changes survive the guest's reboots (a reboot ends systemd-nspawn
 with status 133; the supervisor thread starts it again on the same overlay) and vanish with the machine.
 
-Reaching it: two host directories are bound in. One becomes /run/systemd/system and holds the socket unit
-of transport/guest_units.py that starts `sshd -i` for every connection on /run/pytest-mkosi/ssh.sock; the
-other holds that socket and the session's authorized key. The console is a pty whose output is recorded
+Reaching it: imagebuild.launch.nspawn_ssh binds two host directories in, with a socket unit that starts
+`sshd -i` for every connection on an AF_UNIX socket the host connects to, and the keys made for this
+machine (the same access `imagebuild boot` gives `imagebuild ssh`). The console is a pty whose output is recorded
 to console.log in the state directory.
 
 Lifetime: systemd-nspawn gets SIGTERM when the thread that started it dies (PDEATHSIG, set by setpriv
@@ -17,32 +17,28 @@ before exec, since a Python preexec_fn is unsafe in a threaded process), and the
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import os
 import shlex
 import shutil
 import signal
-import socket
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-import paramiko
-
 from imagebuild.errors import RunError
 from imagebuild.launch.nspawn import NspawnOptions, nspawn_command
+from imagebuild.launch.nspawn_ssh import prepare_unix_ssh
+from imagebuild.launch.relay import relay_command
+from imagebuild.launch.ssh_keys import ssh_argv
 from pytest_mkosi.machine.console import readable
 from pytest_mkosi.machine.runner import Runner
 from pytest_mkosi.machine.state import StateDir, kill_tree
-from pytest_mkosi.transport.guest_units import GUEST_DIR, write_unix_socket_units
-from pytest_mkosi.transport.keys import make_keypair
 from pytest_mkosi.transport.ssh import SshConnection, unix_socket
 
 if TYPE_CHECKING:
@@ -51,15 +47,6 @@ if TYPE_CHECKING:
 # systemd-nspawn's exit status when the container's init asked for a reboot.
 REBOOT_STATUS = 133
 CONSOLE_SIZE = struct.pack("HHHH", 50, 160, 0, 0)
-
-
-def _image_host_key(tree: Path) -> paramiko.PKey | None:
-    public = tree / "etc/ssh/ssh_host_ed25519_key.pub"
-    try:
-        kind, data = public.read_text().split()[:2]
-        return paramiko.PKey.from_type_string(kind, base64.b64decode(data))
-    except (OSError, ValueError, paramiko.SSHException):
-        return None
 
 
 def check_bootable(config: Config, tree: Path) -> None:
@@ -88,16 +75,10 @@ class NspawnRunner(Runner):
         self.state_dir = self._state.path
         self.console_log_path = self.state_dir / "console.log"
         self.boot_seconds: float | None = None
-        self._share = self.state_dir / "share"
-        self._units = self.state_dir / "units"
         self._upper = self.state_dir / "overlay"
-        self._share.mkdir()
         self._upper.mkdir()
-        self._socket_unit = write_unix_socket_units(self._units)
-        self.key_path, public = make_keypair(self.state_dir)
-        (self._share / "authorized_keys").write_text(public)
-        self._pkey = paramiko.Ed25519Key.from_private_key_file(str(self.key_path))
-        self._host_key = _image_host_key(image)
+        self._access = prepare_unix_ssh(self.state_dir)
+        self.key_path = self._access.keys.client_key
         # Written by the supervisor thread, read by the others.
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
@@ -125,17 +106,17 @@ class NspawnRunner(Runner):
             private_network=True,
             network_veth=self.veth,
             console="interactive",
-            binds=[(self._units, "/run/systemd/system"), (self._share, GUEST_DIR)],
+            binds=self._access.binds,
         )
         # Arguments after the tree go to the guest's systemd as its command line.
         argv = nspawn_command(self.config, self.tree, options,
-                              [f"systemd.wants={self._socket_unit}", "systemd.show_status=yes"])
+                              [*self._access.init_args, "systemd.show_status=yes"])
         setpriv = shutil.which("setpriv")
         return [setpriv, "--pdeathsig=TERM", "--", *argv] if setpriv else argv
 
     def _spawn(self) -> tuple[subprocess.Popen[bytes], int]:
         with contextlib.suppress(FileNotFoundError):
-            (self._share / "ssh.sock").unlink()  # the last boot's; the new boot binds it again
+            self._access.socket.unlink()  # the last boot's; the new boot binds it again
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, CONSOLE_SIZE)
         env = {**os.environ, "TERM": os.environ.get("TERM", "vt220")}
@@ -248,19 +229,13 @@ class NspawnRunner(Runner):
 
     def _connect(self, timeout: float) -> None:
         generation = self._generation
-        connect = unix_socket(self._share / "ssh.sock")
 
-        def factory() -> socket.socket:
+        def check() -> None:
             if self._exited.is_set():
                 raise RunError(f"systemd-nspawn exited with status {self._returncode}")
-            return connect()
 
-        ssh = SshConnection.connect(factory, pkey=self._pkey, host_key=self._host_key, hostname=self.name,
-                                    timeout=timeout)
-        if self._host_key is None:
-            # Made at the first boot: pin it for the reconnections after reboots.
-            self._host_key = ssh.host_key()
-        self._write_known_hosts()
+        ssh = SshConnection.to_machine(unix_socket(self._access.socket, check=check), self._access.keys,
+                                       timeout=timeout)
         self._ssh, self._ssh_generation = ssh, generation
 
     def connection(self) -> SshConnection:
@@ -297,18 +272,10 @@ class NspawnRunner(Runner):
                 raise ConnectionError(f"{self.name} is not running")
             os.write(self._console_fd, text.encode())
 
-    def _write_known_hosts(self) -> None:
-        if self._host_key is not None:
-            line = f"{self.name} {self._host_key.get_name()} {self._host_key.get_base64()}\n"
-            (self.state_dir / "known_hosts").write_text(line)
-
     def ssh_command(self) -> str:
-        proxy = shlex.join([sys.executable, "-m", "pytest_mkosi.transport.fdpass", str(self._share / "ssh.sock")])
-        return shlex.join([
-            "ssh", "-o", f"ProxyCommand={proxy}", "-o", "ProxyUseFdpass=yes",
-            "-o", f"UserKnownHostsFile={self.state_dir / 'known_hosts'}", "-o", "StrictHostKeyChecking=yes",
-            "-o", "IdentitiesOnly=yes", "-i", str(self.key_path), f"root@{self.name}",
-        ])
+        keys = self._access.keys
+        return shlex.join(ssh_argv(key=keys.client_key, known_hosts=keys.known_hosts,
+                                   proxy=relay_command("unix", str(self._access.socket))))
 
     def _console_tail(self, lines: int = 30) -> str:
         with contextlib.suppress(OSError):

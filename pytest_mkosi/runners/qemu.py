@@ -2,10 +2,15 @@
 
 The argv comes from imagebuild.launch.qemu (firmware, OVMF, Secure Boot, swtpm, KVM or TCG, direct kernel
 boot); this runner adds what a test needs: a qcow2 overlay in the machine's state directory (the cached
-image is only read), the serial console on a unix socket with everything recorded to console.log, QMP
-for the power buttons, and the SSH channel of imagebuild.launch.guest_ssh: AF_VSOCK where this host has
-vhost-vsock, else a virtio-serial port. Readiness is the guest's announcement on a second port (or
-READY=1 over vsock), then the SSH handshake.
+image is only read; the overlay, firmware variables and TPM state are kept when the machine is started
+again after a crash or power-off, and go with the machine), the serial console on a unix socket with
+everything recorded to console.log, QMP for the power buttons, and the SSH channel of
+imagebuild.launch.guest_ssh: AF_VSOCK where this host has vhost-vsock, else a virtio-serial port.
+Readiness is the guest's announcement on a second port (or READY=1 over vsock), then the SSH handshake.
+
+Lifetime: the state directory is machine/state.py's (locked while the session lives; its reaper stops
+qemu and swtpm and removes keys and overlay when the session dies, even by SIGKILL); qemu and swtpm also
+get PR_SET_PDEATHSIG.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ from imagebuild.errors import RunError
 from imagebuild.launch import guest_ssh
 from imagebuild.launch import qemu as launch
 from imagebuild.launch.lifetime import die_with_parent
+from imagebuild.launch.ssh_keys import SshKeys, make_keys
 from imagebuild.launch.vsock import free_cid, vhost_vsock_available
 from pytest_mkosi.machine.runner import Runner
+from pytest_mkosi.machine.state import StateDir
 from pytest_mkosi.runners.qmp import Qmp, QmpError
 from pytest_mkosi.runners.readiness import ReadyPort
-from pytest_mkosi.runners.statedir import StateDir
-from pytest_mkosi.transport.ssh import SocketFactory, SshConnection
-from pytest_mkosi.transport.virtio_serial import virtio_serial_socket
+from pytest_mkosi.transport.ssh import SocketFactory, SshConnection, unix_socket
 from pytest_mkosi.transport.vsock import notify_listener, vsock_socket
 
 if TYPE_CHECKING:
@@ -56,20 +61,23 @@ def choose_transport(config: Config) -> str:
 
 class QemuRunner(Runner):
     kind = "qemu"
+    # Generous for TCG, which is all this kind of host has (no usable KVM): examples/disk took 30-180 s to
+    # answer over SSH on a loaded 2-core machine. Under KVM a boot ends long before; it is only a limit.
+    boot_timeout = 600.0
 
     def __init__(self, config: Config, image_path: Path, *, name: str, tools_tree: Path | None = None,
                  state_parent: Path | None = None, stop_grace: float = 10.0, network: bool = False) -> None:
         """`config` as resolved; `image_path` the built image (the cache's copy), which is never written;
-        `name` unique on this host; `tools_tree` where qemu, OVMF and swtpm come from (None: the host's,
-        e.g. imagebuild.pipeline.subbuilds.tools_tree_for(config)); `state_parent` the parent of all
+        `name` unique on this host (machine.state.unique_machine_name()); `tools_tree` where qemu, OVMF and
+        swtpm come from (None: the host's, e.g. imagebuild.pipeline.subbuilds.tools_tree_for(config));
+        `state_parent` the parent of all
         machines' state directories; `stop_grace` how long stop() lets the guest power off cleanly;
         `network` a user-mode NIC (RuntimeNetwork=user's default cannot be told from a choice, so the
         caller decides; a test machine has none by default)."""
         self.config = dataclasses.replace(config, output_directory=image_path.parent)
         launch.check_bootable(self.config)
         artifact = launch.image_path(self.config)
-        # The image cache hands out <entry>/<Output=> for a reused image, without the format's suffix.
-        if image_path != artifact and not (image_path.name == config.output and artifact.exists()):
+        if image_path != artifact:
             raise RunError(f"{image_path} is not the artifact of {config.output} (expected {artifact.name})")
         self.image_path = artifact
         self.name = name
@@ -81,8 +89,8 @@ class QemuRunner(Runner):
         self.accelerator_note = ""
         self.transport = choose_transport(self.config)
         self.boot_id: str | None = None
-        # Seconds from start() to the first SSH connection.
-        self.ready_seconds: float | None = None
+        # Seconds from the last start() to its first SSH connection.
+        self.boot_seconds: float | None = None
         self._state: StateDir | None = None
         self._stack = contextlib.ExitStack()
         self._process: subprocess.Popen[bytes] | None = None
@@ -91,7 +99,7 @@ class QemuRunner(Runner):
         self._notify: socket.socket | None = None
         self._qmp: Qmp | None = None
         self._channel: guest_ssh.GuestChannel | None = None
-        self._keys: guest_ssh.SshKeys | None = None
+        self._keys: SshKeys | None = None
 
     # -- paths ---------------------------------------------------------------------------------------
 
@@ -107,7 +115,7 @@ class QemuRunner(Runner):
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    def _channel_for(self, state: Path, keys: guest_ssh.SshKeys) -> guest_ssh.GuestChannel:
+    def _channel_for(self, state: Path, keys: SshKeys) -> guest_ssh.GuestChannel:
         if self.transport == "vsock":
             self._notify = notify_listener()
             return guest_ssh.vsock_channel(free_cid(), keys, notify_port=self._notify.getsockname()[1])
@@ -125,31 +133,42 @@ class QemuRunner(Runner):
             network=self.network,
         )
 
-    def start(self, *, timeout: float = 300.0) -> None:
+    def _machine_state(self) -> tuple[StateDir, SshKeys]:
+        """The state directory and keys, made at the first start and kept until stop()."""
+        if self._state is None or self._keys is None:
+            self._state = StateDir.create(self.name, self.state_parent)
+            self._keys = make_keys(self._state.path / "ssh")
+        return self._state, self._keys
+
+    def start(self, *, timeout: float = boot_timeout) -> None:
+        """Boot (again, after a crash or power-off: on the same overlay); return once SSH answers."""
+        if self.is_running():
+            return
         started = time.monotonic()
         deadline = started + timeout
-        self._state = StateDir(self.name, self.state_parent)
-        state = self._state.path
+        # What the last boot left (swtpm keeps running after qemu ended, its QMP and readiness sockets).
+        self._end_boot()
+        state_dir, keys = self._machine_state()
+        state = state_dir.path
         try:
-            self._keys = guest_ssh.make_keys(state / "ssh")
-            self._channel = self._channel_for(state, self._keys)
+            self._channel = self._channel_for(state, keys)
             vm = self._stack.enter_context(launch.qemu_machine(
                 self.config, tools_tree=self.tools_tree, options=self.qemu_options(state, self._channel)))
             self.accelerator, self.accelerator_note = vm.accelerator, vm.accelerator_note
             if vm.swtpm is not None and vm.swtpm.process is not None:
-                self._state.record_pid("swtpm", vm.swtpm.process.pid)
+                state_dir.record_process(vm.swtpm.process.pid)
             (state / "qemu.argv").write_text(shlex.join(vm.argv) + "\n")
             with open(state / "qemu.log", "wb") as log:
                 self._process = subprocess.Popen(vm.argv, stdin=subprocess.DEVNULL, stdout=log,
                                                  stderr=subprocess.STDOUT, start_new_session=True,
                                                  preexec_fn=die_with_parent)
-            self._state.record_pid("qemu", self._process.pid)
+            state_dir.record_process(self._process.pid)
             self._qmp = Qmp(state / "qmp.sock")
             if self._channel.ready_socket is not None:
                 self._ready = ReadyPort(self._channel.ready_socket)
                 self._ready.connect(deadline=deadline, alive=self.is_running)
             self._wait_ready(other_than=None, deadline=deadline)
-            self.ready_seconds = time.monotonic() - started
+            self.boot_seconds = time.monotonic() - started
         except BaseException as e:
             tail = self._console_tail()
             self.stop()
@@ -178,22 +197,23 @@ class QemuRunner(Runner):
                     break
                 data += chunk
 
+    def _check_running(self) -> None:
+        if not self.is_running():
+            code = None if self._process is None else self._process.returncode
+            raise RunError(f"qemu of {self.name} exited (status {code})")
+
     def _socket_factory(self) -> SocketFactory:
         assert self._channel is not None
         if self._channel.kind == "vsock":
             assert self._channel.cid is not None and self._channel.ssh_port is not None
             return vsock_socket(self._channel.cid, self._channel.ssh_port)
         assert self._channel.ssh_socket is not None
-        return virtio_serial_socket(self._channel.ssh_socket, alive=self.is_running)
+        return unix_socket(self._channel.ssh_socket, check=self._check_running)
 
     def _connect(self, deadline: float) -> None:
         assert self._keys is not None
-        import paramiko
-
-        host_key = paramiko.Ed25519Key.from_private_key_file(str(self._keys.host_key))
-        self._ssh = SshConnection.connect(self._socket_factory(), key_file=self._keys.client_key,
-                                          host_key=host_key, hostname=guest_ssh.HOST_KEY_ALIAS,
-                                          timeout=max(1.0, deadline - time.monotonic()))
+        self._ssh = SshConnection.to_machine(self._socket_factory(), self._keys,
+                                             timeout=max(1.0, deadline - time.monotonic()))
 
     def _close_ssh(self) -> None:
         if self._ssh is not None:
@@ -210,16 +230,22 @@ class QemuRunner(Runner):
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self._process.wait(self.stop_grace)
             self._kill_qemu()
+        self._end_boot()
+        if self._state is not None:
+            self._state.remove()
+            self._state = None
+
+    def _end_boot(self) -> None:
+        """Close what belongs to one qemu process, which has exited."""
         if self._qmp is not None:
             self._qmp.close()
+            self._qmp = None
         for channel in (self._ready, self._notify):
             if channel is not None:
                 channel.close()
         self._ready = self._notify = None
         # swtpm (it does not exit by itself), QemuDrives= files.
         self._stack.close()
-        if self._state is not None:
-            self._state.remove()
 
     def _kill_qemu(self) -> None:
         if self._process is None or self._process.poll() is not None:
@@ -278,6 +304,7 @@ class QemuRunner(Runner):
     def power_off_hard(self) -> None:
         self._close_ssh()
         self._kill_qemu()
+        self._end_boot()
 
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -292,8 +319,7 @@ class QemuRunner(Runner):
         """OpenSSH through imagebuild.launch.relay. Over virtio-serial the port carries one stream, so this
         gets through only while the runner itself is not connected (vsock has no such limit)."""
         assert self._keys is not None and self._channel is not None
-        return shlex.join(guest_ssh.ssh_argv(key=self._keys.client_key,
-                                             known_hosts=self._keys.client_key.parent / "known_hosts",
+        return shlex.join(guest_ssh.ssh_argv(key=self._keys.client_key, known_hosts=self._keys.known_hosts,
                                              proxy=guest_ssh.relay_argv(self._channel)))
 
     def _console_tail(self) -> str:

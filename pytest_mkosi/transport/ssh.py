@@ -28,6 +28,7 @@ from pathlib import Path
 
 import paramiko
 
+from imagebuild.launch.ssh_keys import HOST_KEY_ALIAS, SshKeys
 from pytest_mkosi.machine.result import CommandResult, CommandTimeout
 
 SocketFactory = Callable[[], socket.socket]
@@ -38,8 +39,15 @@ LineSink = Callable[[str, str], None]
 KILL_GRACE = 5.0
 
 
-def unix_socket(path: Path) -> SocketFactory:
+def unix_socket(path: Path, *, check: Callable[[], None] | None = None) -> SocketFactory:
+    """Connections to an AF_UNIX socket (nspawn's bound socket, qemu's end of a virtio-serial port).
+
+    `check` runs before every attempt and raises (not an OSError: those are retried) when the machine is
+    gone, so that SshConnection.connect fails at once instead of retrying until its timeout."""
+
     def connect() -> socket.socket:
+        if check is not None:
+            check()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.connect(str(path))
@@ -101,6 +109,13 @@ class SshConnection:
                 if time.monotonic() >= deadline:
                     raise TimeoutError(f"no SSH connection within {timeout:.0f}s: {e}") from e
                 time.sleep(0.02)
+
+    @classmethod
+    def to_machine(cls, factory: SocketFactory, keys: SshKeys, *, timeout: float) -> SshConnection:
+        """Log in with the machine's client key, its sshd pinned to the host key made for it (ssh_keys)."""
+        host_key = paramiko.Ed25519Key.from_private_key_file(str(keys.host_key))
+        return cls.connect(factory, key_file=keys.client_key, host_key=host_key, hostname=HOST_KEY_ALIAS,
+                           timeout=timeout)
 
     def is_active(self) -> bool:
         transport = self.client.get_transport()

@@ -173,3 +173,26 @@ def test_dependencies_build_first_and_base_trees_see_the_cached_output(tmp_path:
     assert built["app"].key != images.config_digest(configs[1])
     again = ImageCache(tmp_path / "cache").get_all(resolve_configs(top, Overrides()))
     assert [i.reused for i in again.values()] == [True, True] and len(builds) == 2
+
+
+def test_path_of_a_disk_image_is_the_image_file_fresh_and_reused(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    def build(config: Config, *, force: int = 0) -> BuildResult:
+        # As the pipeline publishes a disk: the image file, and <Output=> as a symlink to it.
+        out = Path(config.output_directory or "")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{config.output}.raw").write_bytes(b"disk")
+        (out / config.output).symlink_to(f"{config.output}.raw")
+        return BuildResult(config, [out / f"{config.output}.raw", out / config.output])
+
+    monkeypatch.setattr(images, "build_image", build)
+    write_config(tmp_path / "c", CONF.replace("Format=directory", "Format=disk"))
+    config = resolve_configs(tmp_path / "c", Overrides())[-1]
+    cache = ImageCache(tmp_path / "cache")
+    fresh = cache.get(config)
+    reused = cache.get(config)
+    assert not fresh.reused and reused.reused
+    assert fresh.path.name == reused.path.name == f"{config.output}.raw"
+    # An entry without its record (made before the cache kept one) still hands out the image file.
+    Path(f"{cache.entry(fresh.key)}.json").unlink()
+    assert cache.get(config).path == fresh.path

@@ -303,6 +303,30 @@ def test_scratch_of_a_killed_run_is_swept(tmp_path: Path) -> None:
 # ---- overlays, vCPUs and the accelerator note --------------------------------------------------------
 
 
+def test_a_second_boot_in_the_same_directory_keeps_overlay_and_variables(env: dict[str, Any],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A runner's machine started again after a crash boots the disk and firmware variables it had."""
+    disk_image(env)
+    made: list[Path] = []
+
+    def fake_overlay(source: Path, overlay: Path, *, size: int | None, tools_tree: Path | None) -> None:
+        made.append(overlay)
+        overlay.write_bytes(b"QFI\xfb")
+
+    monkeypatch.setattr(q, "qcow2_overlay", fake_overlay)
+    state = env["tmp"] / "state"
+    state.mkdir()
+    config = config_for(env, "--format=disk")
+    options = q.QemuOptions(overlay=True, scratch=state)
+    with q.qemu_machine(config, tools_tree=env["tree"], options=options):
+        (state / "overlay.qcow2").write_bytes(b"QFI\xfb written by the guest")
+        (state / "ovmf-vars.fd").write_text("enrolled keys")
+    with q.qemu_machine(config, tools_tree=env["tree"], options=options) as vm:
+        assert vm.disk == state / "overlay.qcow2" and made == [state / "overlay.qcow2"]
+        assert vm.disk.read_bytes() == b"QFI\xfb written by the guest"
+        assert (state / "ovmf-vars.fd").read_text() == "enrolled keys"
+
+
 def test_overlay_is_a_qcow2_over_the_image_in_the_callers_directory(env: dict[str, Any],
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     image = disk_image(env)

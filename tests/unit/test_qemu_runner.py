@@ -1,10 +1,9 @@
 """The qemu runner's pieces that need no VM: guest units and credentials, the vsock and virtio-serial
-argv, the runner's qemu options, state directories and their sweep, the runtime record and the ssh verb."""
+argv, the runner's qemu options, the runtime record and the ssh verb (state directories: test_state_dirs.py)."""
 
 from __future__ import annotations
 
 import base64
-import fcntl
 import os
 import re
 import subprocess
@@ -20,7 +19,6 @@ from imagebuild.launch import guest_ssh as g
 from imagebuild.launch import runtime_state as rs
 from imagebuild.verbs.ssh import command_line
 from pytest_mkosi.runners import qemu as runner_module
-from pytest_mkosi.runners import statedir
 from pytest_mkosi.runners.qemu import QemuRunner, choose_transport
 from pytest_mkosi.runners.readiness import ReadyPort
 
@@ -222,70 +220,6 @@ def test_ready_port_returns_the_next_new_boot_id(tmp_path: Path) -> None:
     port.close()
     thread.join()
     server.close()
-
-
-# ---- state directories -------------------------------------------------------------------------------
-
-
-def test_state_dir_is_locked_and_removed(tmp_path: Path) -> None:
-    state = statedir.StateDir("machine one", tmp_path)
-    assert state.path == tmp_path / "machine-one" and state.path.stat().st_mode & 0o777 == 0o700
-    fd = os.open(state.path / "lock", os.O_RDWR)
-    with pytest.raises(BlockingIOError):
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    os.close(fd)
-    with pytest.raises(RunError, match="already running"):
-        statedir.StateDir("machine one", tmp_path)
-    # A live machine's directory survives the sweep.
-    assert statedir.sweep(tmp_path) == []
-    state.remove()
-    state.remove()
-    assert not state.path.exists()
-
-
-def test_a_killed_owner_leaves_nothing(tmp_path: Path) -> None:
-    """The owner is SIGKILLed: its watcher kills the recorded process and removes the directory."""
-    script = (
-        "import subprocess, sys, time\n"
-        "from pathlib import Path\n"
-        "from pytest_mkosi.runners.statedir import StateDir\n"
-        f"s = StateDir('victim', Path({str(tmp_path)!r}))\n"
-        "p = subprocess.Popen(['sh', '-c', 'sleep 300; true', str(s.path)], start_new_session=True)\n"
-        "s.record_pid('sleeper', p.pid)\n"
-        "(s.path / 'ssh').mkdir(); (s.path / 'ssh' / 'id_ed25519').write_text('key')\n"
-        "print(p.pid, flush=True)\n"
-        "time.sleep(300)\n"
-    )
-    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert owner.stdout is not None
-    sleeper = int(owner.stdout.readline())
-    assert (tmp_path / "victim" / "ssh" / "id_ed25519").exists()
-    owner.kill()
-    owner.wait()
-    deadline = time.monotonic() + 5
-    assert Path(f"/proc/{sleeper}").exists()
-    while (tmp_path / "victim").exists() or Path(f"/proc/{sleeper}").exists():
-        assert time.monotonic() < deadline, "the state directory or its process outlived the owner"
-        time.sleep(0.05)
-
-
-def test_sweep_removes_unlocked_directories_and_their_processes(tmp_path: Path) -> None:
-    stale = tmp_path / "stale"
-    stale.mkdir()
-    (stale / "lock").write_text("")
-    sleeper = subprocess.Popen(["sh", "-c", "sleep 300; true", str(stale)])
-    (stale / "qemu.pid").write_text(f"{sleeper.pid}\n")
-    # A PID that no longer names this directory (reused) is left alone.
-    bystander = subprocess.Popen(["sleep", "300"])
-    (stale / "swtpm.pid").write_text(f"{bystander.pid}\n")
-    try:
-        assert statedir.sweep(tmp_path) == [stale]
-        assert sleeper.wait(5) == -9
-        assert bystander.poll() is None
-        assert not stale.exists()
-    finally:
-        bystander.kill()
-        bystander.wait()
 
 
 # ---- imagebuild ssh ----------------------------------------------------------------------------------

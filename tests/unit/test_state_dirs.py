@@ -10,7 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-from pytest_mkosi.machine.state import LOCK, StateDir, recorded_processes, sweep, unique_machine_name
+import pytest
+
+from imagebuild.errors import RunError
+from pytest_mkosi.machine.state import LOCK, PROCESSES, StateDir, recorded_processes, sweep, unique_machine_name
 
 SESSION = """
 import subprocess, sys, time
@@ -92,3 +95,35 @@ def test_machine_names_are_unique_and_valid() -> None:
     names = {unique_machine_name("a-very-long-image-name-" * 4) for _ in range(3)}
     assert len(names) == 3
     assert all(len(n) <= 64 and "--" not in n for n in names)
+
+
+def test_a_name_in_use_or_unfit_for_socket_paths_is_refused(tmp_path: Path) -> None:
+    state = StateDir.create("machine-one", tmp_path)
+    try:
+        with pytest.raises(RunError, match="already running"):
+            StateDir.create("machine-one", tmp_path)
+        assert [p.name for p in tmp_path.iterdir()] == ["machine-one"]
+    finally:
+        state.remove()
+    for name in ("machine one", "../escape", "x" * 65, ""):
+        with pytest.raises(ValueError, match="machine name"):
+            StateDir.create(name, tmp_path)
+
+
+def test_the_sweep_kills_recorded_processes_but_not_a_reused_pid(tmp_path: Path) -> None:
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    (stale / LOCK).write_text("")
+    sleeper = subprocess.Popen(["sleep", "300"])
+    # The pid of a process that is not the one recorded (another start time): the pid was reused.
+    bystander = subprocess.Popen(["sleep", "300"])
+    start = Path(f"/proc/{sleeper.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    (stale / PROCESSES).write_text(f"{sleeper.pid} {start}\n{bystander.pid} 1\n")
+    try:
+        assert sweep(tmp_path) == [stale]
+        assert sleeper.wait(10) == -signal.SIGTERM
+        assert bystander.poll() is None
+        assert not stale.exists()
+    finally:
+        bystander.kill()
+        bystander.wait()

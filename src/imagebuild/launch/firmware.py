@@ -70,9 +70,11 @@ def find_ovmf(config: Config, firmware: QemuFirmware, tools_tree: Path | None) -
 
 
 def writable_variables(ovmf: Ovmf, directory: Path) -> Path:
-    """A copy of the variables file for one boot: the firmware writes to it (boot entries, enrolled keys)."""
+    """A copy of the variables file for one machine: the firmware writes to it (boot entries, enrolled keys);
+    one already in `directory` (an earlier boot of the same machine) is kept."""
     copy = directory / "ovmf-vars.fd"
-    shutil.copyfile(ovmf.variables, copy)
+    if not copy.exists():
+        shutil.copyfile(ovmf.variables, copy)
     return copy
 
 

@@ -20,13 +20,18 @@ Two byte streams carry SSH:
 from __future__ import annotations
 
 import base64
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from imagebuild.launch.relay import relay_command
+
+# Re-exported: the keys belong to the channel's users as much as to this module.
+from imagebuild.launch.ssh_keys import HOST_KEY_ALIAS as HOST_KEY_ALIAS
+from imagebuild.launch.ssh_keys import SshKeys as SshKeys
+from imagebuild.launch.ssh_keys import make_keys as make_keys
+from imagebuild.launch.ssh_keys import ssh_argv as ssh_argv
+from imagebuild.launch.ssh_keys import sshd_command
 
 PORT_SSH = "io.imagebuild.ssh"
 PORT_READY = "io.imagebuild.ready"
@@ -40,17 +45,10 @@ VMADDR_CID_HOST = 2
 HOST_KEY_CREDENTIAL = "imagebuild.ssh.host_key"
 # The name systemd's tmpfiles provisioning knows too (/root/.ssh/authorized_keys for other sshds).
 AUTHORIZED_KEYS_CREDENTIAL = "ssh.authorized_keys.root"
-# The host-side name sshd's key is pinned to.
-HOST_KEY_ALIAS = "imagebuild-machine"
 
 
-SSHD = (
-    "/usr/sbin/sshd -i -e"
-    f" -o HostKey=%d/{HOST_KEY_CREDENTIAL} -o AuthorizedKeysFile=%d/{AUTHORIZED_KEYS_CREDENTIAL}"
-    # UsePAM=no: PAM would do a slow reverse lookup of a peer that has no address.
-    " -o UsePAM=no -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no"
-    " -o KbdInteractiveAuthentication=no -o UseDNS=no"
-)
+# sshd reads its keys straight from the unit's credentials directory.
+SSHD = sshd_command(host_key=f"%d/{HOST_KEY_CREDENTIAL}", authorized_keys=f"%d/{AUTHORIZED_KEYS_CREDENTIAL}")
 
 
 # Runs a command with a virtio-serial port (found by its name in sysfs) as its stdin and stdout. Not
@@ -146,40 +144,7 @@ def dropin(units: list[str]) -> bytes:
     return f"[Unit]\nWants={' '.join(units)}\n".encode()
 
 
-# ---- keys -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SshKeys:
-    client_key: Path  # private, 0600; the host logs in with it
-    client_public: str  # authorized_keys line
-    host_key: Path  # sshd's private host key, 0600; handed to the guest as a credential
-    host_public: str  # "ssh-ed25519 AAAA..."; the host pins the guest to it
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
-def _keypair(path: Path) -> str:
-    key = Ed25519PrivateKey.generate()
-    _write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                           serialization.NoEncryption()))
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return public.decode()
-
-
-def make_keys(directory: Path) -> SshKeys:
-    """A client key and a host key for one machine, made fresh: the guest's keys are never the image's."""
-    directory.mkdir(parents=True, exist_ok=True)
-    client = _keypair(directory / "id_ed25519")
-    (directory / "id_ed25519.pub").write_text(client + " imagebuild\n")
-    host = _keypair(directory / "ssh_host_ed25519_key")
-    # For `ssh -o UserKnownHostsFile=...`.
-    (directory / "known_hosts").write_text(f"{HOST_KEY_ALIAS} {host}\n")
-    return SshKeys(directory / "id_ed25519", client + " imagebuild\n", directory / "ssh_host_ed25519_key", host)
+# ---- keys ---------------------------------------------------------------------------------------
 
 
 def key_credentials(keys: SshKeys) -> list[str]:
@@ -235,21 +200,8 @@ def vsock_channel(cid: int, keys: SshKeys, *, notify_port: int | None) -> GuestC
     return GuestChannel("vsock", args, cid=cid, ssh_port=SSH_VSOCK_PORT, notify_port=notify_port)
 
 
-def ssh_argv(*, key: Path, known_hosts: Path, proxy: list[str], user: str = "root") -> list[str]:
-    """OpenSSH's command line for a machine behind `proxy` (a ProxyCommand argv), its host key pinned."""
-    import shlex
-
-    return ["ssh", "-F", "none", "-i", os.fspath(key), "-o", "IdentitiesOnly=yes",
-            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
-            "-o", f"HostKeyAlias={HOST_KEY_ALIAS}", "-o", f"ProxyCommand={shlex.join(proxy)}",
-            f"{user}@{HOST_KEY_ALIAS}"]
-
-
 def relay_argv(channel: GuestChannel) -> list[str]:
     """The ProxyCommand that reaches the channel's sshd (imagebuild.launch.relay)."""
-    import sys
-
-    relay = [sys.executable, "-m", "imagebuild.launch.relay"]
     if channel.kind == "vsock":
-        return [*relay, "vsock", str(channel.cid), str(channel.ssh_port)]
-    return [*relay, "unix", str(channel.ssh_socket)]
+        return relay_command("vsock", str(channel.cid), str(channel.ssh_port))
+    return relay_command("unix", str(channel.ssh_socket))

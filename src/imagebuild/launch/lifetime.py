@@ -9,6 +9,7 @@ import shutil
 import signal
 import tempfile
 from pathlib import Path
+from types import FrameType
 
 PR_SET_PDEATHSIG = 1
 OWNER_FILE = "owner.pid"
@@ -21,7 +22,7 @@ def die_with_parent() -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (it may belong to another user)."""
+    """Whether a process with this pid exists (someone else's counts too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -40,6 +41,12 @@ def sweep_stale_scratch(parent: Path, prefix: str) -> None:
             continue
         if not process_alive(owner):
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def unwind_on_termination(signum: int, frame: FrameType | None) -> None:
+    """A SIGTERM/SIGHUP handler for the interactive verbs: unwind normally, so that swtpm is stopped and
+    scratch directories and runtime records are removed."""
+    raise SystemExit(128 + signum)
 
 
 def make_scratch(parent: Path, prefix: str) -> Path:

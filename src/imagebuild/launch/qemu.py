@@ -75,7 +75,8 @@ class QemuOptions:
     # Disks boot from a qcow2 overlay over the image, which qemu then only reads (runners: the cached
     # image must never change, and an overlay costs nothing up front, unlike a copy).
     overlay: bool = False
-    # The directory for this boot's files (the caller owns and removes it); None: a scratch directory.
+    # The directory for this boot's files (the caller owns and removes it); None: a scratch directory. An
+    # overlay, firmware variables and TPM state found there from an earlier boot are used again.
     scratch: Path | None = None
     # A user-mode NIC: None lets RuntimeNetwork= decide (user by default, as in mkosi); runners pass False
     # unless the config asks for a network, so that a test machine has none by default.
@@ -332,7 +333,10 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
             kernel = image
         elif options.overlay:
             disk = scratch / "overlay.qcow2"
-            qcow2_overlay(image, disk, size=config.runtime_size, tools_tree=tools_tree)
+            # One the caller's scratch directory has from an earlier boot is booted again (a runner's
+            # machine started again after a crash keeps its disk).
+            if not disk.exists():
+                qcow2_overlay(image, disk, size=config.runtime_size, tools_tree=tools_tree)
         else:
             disk = image
             if ephemeral:

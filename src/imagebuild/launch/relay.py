@@ -9,6 +9,11 @@ import socket
 import sys
 
 
+def relay_command(*target: str) -> list[str]:
+    """The ProxyCommand argv that runs this module for `target` ("unix", PATH or "vsock", CID, PORT)."""
+    return [sys.executable, "-m", "imagebuild.launch.relay", *target]
+
+
 def connect(argv: list[str]) -> socket.socket:
     if len(argv) == 2 and argv[0] == "unix":
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

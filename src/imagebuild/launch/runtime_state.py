@@ -1,18 +1,20 @@
-"""Where a running machine can be reached: a record that `imagebuild qemu` writes into the output
-directory while the machine runs, and that `imagebuild ssh` reads. Mode 0600: it names a private key."""
+"""Where a running machine can be reached: a record that `imagebuild qemu` and `imagebuild boot` write into
+the output directory while the machine runs, and that `imagebuild ssh` reads. Mode 0600: it names a private key."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.errors import RunError
-from imagebuild.launch.lifetime import process_alive
+from imagebuild.launch.lifetime import die_with_parent, process_alive
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -21,11 +23,11 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class RuntimeState:
     pid: int  # the process that runs the machine (the verb); the record is stale once it is gone
-    transport: str  # "virtio-serial" or "vsock"
+    transport: str  # "virtio-serial" or "vsock" (qemu), "unix" (nspawn's bound AF_UNIX socket)
     key: str  # the client's private key
     known_hosts: str  # the machine's pinned host key, as a known_hosts file
     host_key_alias: str
-    ssh_socket: str | None = None  # virtio-serial: qemu's unix socket of the SSH port
+    ssh_socket: str | None = None  # virtio-serial: qemu's unix socket of the SSH port; unix: the socket
     cid: int | None = None  # vsock
     port: int | None = None  # vsock
 
@@ -58,11 +60,29 @@ def read_state(config: Config) -> RuntimeState:
         state = RuntimeState(**data)
     except FileNotFoundError:
         raise RunError(f"no machine of {config.output} is running (no {path}); start one with "
-                       "'imagebuild qemu' first") from None
+                       "'imagebuild qemu' or 'imagebuild boot' first") from None
     except (OSError, ValueError, TypeError) as e:
-        raise RunError(f"{path} is unreadable ({e}); restart the machine with 'imagebuild qemu'") from None
+        raise RunError(f"{path} is unreadable ({e}); restart the machine") from None
     if not process_alive(state.pid):
         remove_state(config)
         raise RunError(f"the machine of {config.output} is no longer running (process {state.pid} is gone); "
-                       "start it with 'imagebuild qemu'")
+                       "start it again ('imagebuild qemu' or 'imagebuild boot')")
     return state
+
+
+def run_recorded(config: Config, state: RuntimeState, argv: list[str]) -> int:
+    """Run a machine's process on this terminal until it exits, with its runtime record there meanwhile."""
+    write_state(config, state)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        process = subprocess.Popen(argv, preexec_fn=die_with_parent)
+        try:
+            return process.wait()
+        finally:
+            if process.poll() is None:
+                # systemd-nspawn powers the container off; bwrap (the tools tree) takes qemu with it.
+                process.terminate()
+                process.wait()
+    finally:
+        remove_state(config)

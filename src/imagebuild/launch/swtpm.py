@@ -37,7 +37,9 @@ class Swtpm:
         state.mkdir(parents=True, exist_ok=True)
         setup = find_tool("swtpm_setup", package="swtpm-tools", tools_tree=self.tools_tree)
         # --config /dev/null: no local CA, so no /etc/swtpm-localca.conf is needed (the host has none).
-        run([setup, "--tpm-state", state, "--tpm2", "--pcr-banks", "sha256", "--config", "/dev/null"],
+        # --not-overwrite: a TPM made for an earlier boot of the same machine keeps its state.
+        run([setup, "--tpm-state", state, "--tpm2", "--pcr-banks", "sha256", "--config", "/dev/null",
+             "--not-overwrite"],
             what="swtpm_setup", tools_tree=self.tools_tree)
         swtpm = find_tool("swtpm", package="swtpm", tools_tree=self.tools_tree)
         argv = [swtpm, "socket", "--tpm2", "--tpmstate", f"dir={state}",

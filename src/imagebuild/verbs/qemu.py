@@ -9,18 +9,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
 from imagebuild.config import ConfigFeature
 from imagebuild.launch import guest_ssh
-from imagebuild.launch.lifetime import die_with_parent, make_scratch
+from imagebuild.launch.lifetime import make_scratch, unwind_on_termination
 from imagebuild.launch.qemu import SCRATCH_PREFIX, QemuOptions, check_bootable, qemu_machine
-from imagebuild.launch.runtime_state import RuntimeState, remove_state, write_state
+from imagebuild.launch.runtime_state import RuntimeState, run_recorded
 from imagebuild.launch.vsock import free_cid, vhost_vsock_available
 from imagebuild.log import logger
 from imagebuild.pipeline.subbuilds import tools_tree_for
@@ -43,11 +40,6 @@ def split_kernel_argument(cmdline: list[str]) -> tuple[Path | None, list[str]]:
                 continue
         rest.append(word)
     return kernel, rest
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    # Unwind normally so that swtpm is stopped and the scratch copies are removed.
-    raise SystemExit(128 + signum)
 
 
 def ssh_channel(config: Config, scratch: Path) -> tuple[guest_ssh.GuestChannel, guest_ssh.SshKeys]:
@@ -76,7 +68,7 @@ def run(args: Args, images: list[Config]) -> int:
     tools_tree = tools_tree_for(config)
     kernel, extra = split_kernel_argument(list(args.cmdline))
     # SIGHUP: the terminal went away (pexpect's terminate() sends it first).
-    previous = {sig: signal.signal(sig, _terminate) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, unwind_on_termination) for sig in (signal.SIGTERM, signal.SIGHUP)}
     scratch = make_scratch(paths.workspace_parent(config), SCRATCH_PREFIX)
     try:
         channel, keys = ssh_channel(config, scratch)
@@ -85,19 +77,8 @@ def run(args: Args, images: list[Config]) -> int:
             logger.info("Booting %s in qemu (%s, firmware %s); Ctrl-a x quits; 'imagebuild ssh' logs in "
                         "over %s", config.output, machine.accelerator.upper(), machine.firmware, channel.kind)
             logger.debug("+ %s", " ".join(machine.argv))
-            write_state(config, runtime_state(channel, keys))
-            sys.stdout.flush()
-            sys.stderr.flush()
-            process = subprocess.Popen(machine.argv, preexec_fn=die_with_parent)
-            try:
-                return process.wait()
-            finally:
-                if process.poll() is None:
-                    # bwrap (the tools tree) takes qemu with it when it ends.
-                    process.terminate()
-                    process.wait()
+            return run_recorded(config, runtime_state(channel, keys), machine.argv)
     finally:
-        remove_state(config)
         shutil.rmtree(scratch, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,8 +1,9 @@
-"""ssh: a shell (or the command given after the verb) in the machine `imagebuild qemu` is running.
+"""ssh: a shell (or the command given after the verb) in the machine `imagebuild qemu` or `imagebuild boot`
+is running.
 
-There is no network: ssh goes through imagebuild.launch.relay to the machine's vsock or virtio-serial
-port, found in the runtime record the qemu verb keeps in the output directory while the machine runs.
-A virtio-serial port carries one session at a time.
+There is no network: ssh goes through imagebuild.launch.relay to the machine's vsock or virtio-serial port
+(qemu) or its AF_UNIX socket (nspawn), found in the runtime record the verb keeps in the output directory
+while the machine runs. A virtio-serial port carries one session at a time.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild.errors import RunError
-from imagebuild.launch.guest_ssh import GuestChannel, relay_argv, ssh_argv
+from imagebuild.launch.relay import relay_command
 from imagebuild.launch.runtime_state import RuntimeState, read_state
+from imagebuild.launch.ssh_keys import ssh_argv
 from imagebuild.verbs import main_image
 
 if TYPE_CHECKING:
@@ -24,10 +26,11 @@ if TYPE_CHECKING:
 
 def command_line(state: RuntimeState, cmdline: list[str]) -> list[str]:
     if state.transport == "vsock":
-        channel = GuestChannel("vsock", cid=state.cid, ssh_port=state.port)
+        proxy = relay_command("vsock", str(state.cid), str(state.port))
     else:
-        channel = GuestChannel("virtio-serial", ssh_socket=Path(state.ssh_socket or ""))
-    argv = ssh_argv(key=Path(state.key), known_hosts=Path(state.known_hosts), proxy=relay_argv(channel))
+        # qemu's end of a virtio-serial port, or the AF_UNIX socket bound into an nspawn container.
+        proxy = relay_command("unix", state.ssh_socket or "")
+    argv = ssh_argv(key=Path(state.key), known_hosts=Path(state.known_hosts), proxy=proxy)
     return [*argv, *cmdline]
 
 
