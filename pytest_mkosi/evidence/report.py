@@ -4,7 +4,6 @@ report sections, artifacts and junit properties. plugin.py's hooks call these; t
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +205,7 @@ class Evidence:
             out.write(f"\npytest-mkosi: {item.nodeid} failed; {tracked.machine.name} is still running. Reach it "
                       f"with:\n    {tracked.machine.ssh_command()}\n")
             stdin = sys.__stdin__
-            if stdin is None or not stdin.isatty() or os.environ.get("PYTEST_XDIST_WORKER"):
+            if stdin is None or not stdin.isatty() or hasattr(item.config, "workerinput"):
                 out.write("pytest-mkosi: stdin is not a terminal: not pausing (--mkosi-pause-on-failure)\n")
                 return
             out.write("pytest-mkosi: press Enter to continue the tests ")

@@ -78,7 +78,9 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Builds]:
                         "ed25519", "sign", "never"], check=True, capture_output=True)
         try:
             _build(b, "A", "-B", "build")
-            _build(b, "B", "--incremental=no", "--image-version=1.0", f"--output-dir={tmp}/out-B", "build")
+            # B installs from scratch: neither the incremental cache nor the install cache.
+            _build(b, "B", "--incremental=no", "--no-install-cache", "--image-version=1.0",
+                   f"--output-dir={tmp}/out-B", "build")
             (conf / "mkosi.extra/etc/marker").write_text("two\n")
             _build(b, "C", "--format=cpio", "build")
             script = tmp / "write-output.sh"

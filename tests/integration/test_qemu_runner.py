@@ -4,11 +4,13 @@ unchanged afterwards; and nothing left behind when the pytest session that ran a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,7 +164,9 @@ def test_sleeps(machine):
 
 
 def test_sigkilled_session_leaves_no_process_and_no_key(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    machines = tmp_path / "machines"
+    # Short: swtpm's control socket lives in the state dir, and unix socket paths are limited to 107 bytes
+    # (xdist's per-worker tmp_path is longer than that leaves room for).
+    machines = Path(tempfile.mkdtemp(prefix="qm-", dir="/tmp"))
     marker = tmp_path / "marker"
     pytester.makeconftest(INNER_CONFTEST)
     pytester.makepyfile(INNER_TEST)
@@ -192,3 +196,5 @@ def test_sigkilled_session_leaves_no_process_and_no_key(pytester: pytest.Pyteste
         if session.poll() is None:
             session.kill()
             session.wait()
+        with contextlib.suppress(OSError):
+            machines.rmdir()
