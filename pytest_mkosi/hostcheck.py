@@ -26,10 +26,6 @@ CONNECT_TIMEOUT = 3.0
 _QEMU_NAMES = {Architecture.x86_64: "x86_64", Architecture.arm64: "aarch64", Architecture.x86: "i386",
                Architecture.ppc64_le: "ppc64", Architecture.mips64_le: "mips64el", Architecture.mips_le: "mipsel",
                Architecture.parisc: "hppa"}
-# Where distributions without a DEFAULT_MIRROR in their module fetch from (metalinks, CDNs).
-_FALLBACK_HOSTS = {"fedora": "mirrors.fedoraproject.org", "centos": "mirror.stream.centos.org",
-                   "alma": "repo.almalinux.org", "rocky": "dl.rockylinux.org", "rhel-ubi": "cdn-ubi.redhat.com",
-                   "rhel": "cdn.redhat.com", "mageia": "mirrors.mageia.org"}
 _memo: dict[str, str | None] = {}
 
 
@@ -97,10 +93,10 @@ def mirror_host(config: Config) -> tuple[str, int] | None:
             module = importlib.import_module(f"imagebuild.distributions.{name.replace('-', '_')}")
         except ImportError:
             module = None
-        url = getattr(module, "DEFAULT_MIRROR", None)
+        # The distribution's own mirror, or where it looks mirrors up (metalinks, CDNs).
+        url = getattr(module, "DEFAULT_MIRROR", None) or getattr(module, "DOWNLOAD_URL", None)
         if url is None:
-            host = _FALLBACK_HOSTS.get(name)
-            return (host, 443) if host else None
+            return None
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return None  # file:, copy: ... local

@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
@@ -28,6 +29,9 @@ from imagebuild.paths import output_directory, user_cache_home
 from imagebuild.pipeline import build_image
 from imagebuild.pipeline.inputs import config_digest
 from pytest_mkosi.checks.reproducible import Difference, compare_artifacts
+
+if TYPE_CHECKING:
+    from pytest_mkosi.machine.tpm import PcrValue
 
 DAY = 24 * 3600
 REFRESH_CHOICES = ("never", "daily", "always")
@@ -67,6 +71,13 @@ class BuiltImage:
         return not self.differences(other)
 
     __hash__ = None  # type: ignore[assignment]
+
+    def expected_pcrs(self, bank: str = "sha256", phases: Sequence[str] | None = None) -> dict[int, PcrValue]:
+        """The PCR values predicted from the built artifacts (today PCR 11, from the image's UKI), after the
+        boot phases `phases` (default: all of a booted system, see imagebuild.boot.pcr)."""
+        from pytest_mkosi.checks.pcr import expected_pcrs
+
+        return expected_pcrs(self.config, self.path, bank, phases)
 
 
 def describe_age(seconds: float) -> str:

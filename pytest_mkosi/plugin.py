@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from pytest_mkosi import hostcheck
-from pytest_mkosi.checks import reproducible
+from pytest_mkosi import hostcheck, terminal
+from pytest_mkosi.checks import pcr, reproducible
 from pytest_mkosi.evidence.report import ALLOW_MARKER, Evidence
+from pytest_mkosi.fixtures import fresh
 from pytest_mkosi.fixtures.boot_time import boot_time_items
+from pytest_mkosi.fixtures.fresh import mkosi_fresh_machine, mkosi_fresh_state
 from pytest_mkosi.fixtures.images import (
     cell_configs,
     configs_of,
@@ -43,8 +45,8 @@ from pytest_mkosi.options import (
 )
 from pytest_mkosi.runners import RunnerChoiceError, choose_runner
 
-__all__ = ["mkosi_cell", "mkosi_config", "mkosi_image", "mkosi_images", "mkosi_machine", "mkosi_rebuild",
-           "mkosi_ssh"]
+__all__ = ["mkosi_cell", "mkosi_config", "mkosi_fresh_machine", "mkosi_fresh_state", "mkosi_image", "mkosi_images",
+           "mkosi_machine", "mkosi_rebuild", "mkosi_ssh"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,10 +64,11 @@ MARKERS = (
     "mkosi_skip(reason, **settings): skip the cells whose resolved settings all match",
     "mkosi_kvm: the test needs a working KVM; skipped where there is none",
     ALLOW_MARKER,
+    fresh.MARKER,
 )
 # Fixtures that need a built image, and those that need a running machine.
-IMAGE_FIXTURES = {"mkosi_images", "mkosi_image", "mkosi_rebuild", "mkosi_machine", "mkosi_ssh"}
-MACHINE_FIXTURES = {"mkosi_machine", "mkosi_ssh"}
+IMAGE_FIXTURES = {"mkosi_images", "mkosi_image", "mkosi_rebuild", "mkosi_machine", "mkosi_ssh", "mkosi_fresh_machine"}
+MACHINE_FIXTURES = {"mkosi_machine", "mkosi_ssh", "mkosi_fresh_machine"}
 _SAW_CELLS = pytest.StashKey[bool]()
 
 
@@ -74,6 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", line)
     Evidence.of(config)  # bad evidence options are usage errors now, not at the first test
     config.pluginmanager.register(BootTimeCollection(), "mkosi-boot-time")
+    config.pluginmanager.register(terminal.Relay(config), "mkosi-terminal")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -177,15 +181,15 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             limit = MkosiOptions.of(session.config).cache_max
             removed = cache.prune(limit)
             if removed:
-                reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-                if reporter is not None:
-                    reporter.write_line(f"pytest-mkosi: pruned {len(removed)} least recently used cached "
-                                        f"image(s) to keep {cache.root} under {limit / 1024**3:.1f}G")
+                terminal.say(session.config, f"pruned {len(removed)} least recently used cached image(s) to "
+                                             f"keep {cache.root} under {limit / 1024**3:.1f}G")
     finally:
         cache.release_all()
 
 
 def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
+    if op == "==" and (pcr_lines := pcr.report(left, right)) is not None:
+        return pcr_lines
     if op != "==" or not isinstance(left, BuiltImage) or not isinstance(right, BuiltImage):
         return None
     diffs = left.differences(right)
@@ -226,7 +230,11 @@ class BootTimeCollection:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Any:
-    Evidence.of(item.config).before_setup(item)
+    evidence = Evidence.of(item.config)
+    tracked = evidence.tracked(item)
+    # A machine the fresh machinery restores in this setup is not booted afresh first (fixtures/fresh.py).
+    if tracked is None or not fresh.restores_before(item, tracked.machine):
+        evidence.before_setup(item)
     result = yield
     Evidence.of(item.config).after_setup(item)
     return result
@@ -248,6 +256,7 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report: pytest.TestReport = yield
+    terminal.attach(item.config, report)
     evidence = Evidence.of(item.config)
     evidence.on_report(item, report)
     evidence.pause(item, report)

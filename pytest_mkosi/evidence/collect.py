@@ -5,6 +5,7 @@ including what fixtures did before it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import time
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 SEPARATOR = "--pytest-mkosi-evidence--"
 # How long the collection may take before the machine counts as not answering.
 COLLECT_TIMEOUT = 30.0
+# Under TCG a guest runs ten or more times slower, and the host may be busy too: a slow answer is not death.
+TCG_SLOWDOWN = 6
 # Cores up to this size are copied out of the guest with the artifacts.
 SMALL_CORE = 16 * 1024 * 1024
 
@@ -95,6 +98,16 @@ class Watch:
         self.boots: list[Boot] = []
         # Set by before_boot(): the next slice is a boot's (the whole journal of the current boot).
         self._boot_pending = True
+        # Fresh machines (fixtures/fresh.py): the index in `boots` of the boot the machine was saved in, and
+        # the one it runs in now when that is not the last collected (a restore went back to a saved one).
+        self._saved_boot: int | None = None
+        self._current_boot: int | None = None
+        self.restores = 0
+
+    @property
+    def timeout(self) -> float:
+        """How long one collecting command may take on this machine."""
+        return COLLECT_TIMEOUT * (TCG_SLOWDOWN if self.machine.runner.accelerator == "tcg" else 1)
 
     def before_boot(self) -> None:
         """Call before the machine boots again: its console from here on and its journal belong to the boot."""
@@ -104,6 +117,30 @@ class Watch:
     @property
     def boot_pending(self) -> bool:
         return self._boot_pending
+
+    @property
+    def current_boot(self) -> Boot | None:
+        """The boot the machine is in (after a restore: the one it was saved in)."""
+        if self._current_boot is not None:
+            return self.boots[self._current_boot]
+        return self.boots[-1] if self.boots else None
+
+    def saved(self) -> None:
+        """The machine was saved just now (for fresh tests): a restore brings back its current boot."""
+        self._saved_boot = len(self.boots) if self._boot_pending else len(self.boots) - 1
+
+    def restored(self) -> None:
+        """The machine was put back into its saved state: the next slice starts at its journal's and
+        console's ends now (what the restore itself logged belongs to no test, so no badness gate fires on
+        it), and its boot is the saved one, not a new boot to collect."""
+        self.offset = self.machine.console.offset()
+        result = self.machine.run("journalctl --no-pager --quiet --lines=1 --output=json", timeout=COLLECT_TIMEOUT)
+        cursors = [e["__CURSOR"] for e in _parse_entries(result.stdout) if "__CURSOR" in e]
+        self.cursor = cursors[-1] if cursors else None
+        self.restores += 1
+        if self._saved_boot is not None and self._saved_boot < len(self.boots):
+            self._boot_pending = False
+            self._current_boot = self._saved_boot
 
     def collect(self) -> Slice:
         """The slice since the previous one (or the boot's, before the first test of a boot)."""
@@ -117,7 +154,7 @@ class Watch:
         else:
             try:
                 cursor = None if self._boot_pending else self.cursor
-                result = self.machine.run(_slice_script(cursor), timeout=COLLECT_TIMEOUT)
+                result = self.machine.run(_slice_script(cursor), timeout=self.timeout)
                 journal, _, failed = result.stdout.partition(f"{SEPARATOR}\n")
                 found.entries = _parse_entries(journal)
                 found.failed_units = failed.strip()
@@ -142,10 +179,13 @@ class Watch:
         self._boot_pending = False
         chart = None
         if boot_slice.died is None:
-            plot = self.machine.run("systemd-analyze plot", timeout=COLLECT_TIMEOUT)
-            chart = plot.stdout if plot.returncode == 0 and "<svg" in plot.stdout else None
+            # The chart is a nicety: a guest too slow to draw it in time costs the chart, not the test.
+            with contextlib.suppress(ConnectionError, CommandTimeout, EOFError, OSError):
+                plot = self.machine.run("systemd-analyze plot", timeout=self.timeout)
+                chart = plot.stdout if plot.returncode == 0 and "<svg" in plot.stdout else None
         boot = Boot(len(self.boots) + 1, boot_slice, timings, chart, error)
         self.boots.append(boot)
+        self._current_boot = None
         return boot
 
     # -- coredumps -----------------------------------------------------------------------------------
@@ -169,19 +209,19 @@ class Watch:
         unit = entry.get("COREDUMP_UNIT")
         match = f"COREDUMP_PID={pid} _BOOT_ID={entry.get('_BOOT_ID', '')}"
         info = self.machine.run(f"command -v coredumpctl >/dev/null || exit 0; coredumpctl info --no-pager {match}",
-                                timeout=COLLECT_TIMEOUT)
+                                timeout=self.timeout)
         core = self._small_core(match)
         return Coredump(pid, exe, signal, str(unit) if unit else None, info.stdout.strip(), core)
 
     def _small_core(self, match: str) -> bytes | None:
         path = f"/var/tmp/pytest-mkosi-core-{time.monotonic_ns()}"
         size = self.machine.run(f"coredumpctl dump --no-pager --output={path} {match} >/dev/null 2>&1 && "
-                                f"stat -c %s {path}", timeout=COLLECT_TIMEOUT)
+                                f"stat -c %s {path}", timeout=self.timeout)
         try:
             if size.returncode != 0 or not size.stdout.strip().isdigit() or int(size.stdout) > SMALL_CORE:
                 return None
             with self.machine.ssh.open_sftp() as sftp, sftp.open(path, "rb") as f:
                 return bytes(f.read())
         finally:
-            self.machine.run(["rm", "-f", path], timeout=COLLECT_TIMEOUT)
+            self.machine.run(["rm", "-f", path], timeout=self.timeout)
 

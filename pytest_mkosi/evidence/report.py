@@ -7,6 +7,7 @@ import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -14,16 +15,17 @@ import imagebuild
 from pytest_mkosi.evidence import artifacts, badness, sections
 from pytest_mkosi.evidence.boottime import BootTimings
 from pytest_mkosi.evidence.collect import Boot, Slice, Watch
+from pytest_mkosi.evidence.kept import Kept, keep
 from pytest_mkosi.fixtures.images import cell_ident
 from pytest_mkosi.images import BuiltImage
-from pytest_mkosi.machine import Machine, state
+from pytest_mkosi.machine import Machine
 from pytest_mkosi.matrix import Cell
 from pytest_mkosi.options import EvidenceOptions
 
 ALLOW_MARKER = ("mkosi_allow(*patterns, reason=...): badness this test expects (unit names such as "
                 "'crasher.service', rule names such as 'coredump', or regular expressions over the entry's text)")
 MKOSI_FIXTURES = {"mkosi_cell", "mkosi_config", "mkosi_images", "mkosi_image", "mkosi_rebuild", "mkosi_machine",
-                  "mkosi_ssh"}
+                  "mkosi_ssh", "mkosi_fresh_machine"}
 
 _SLICE = pytest.StashKey[Slice]()
 _HITS = pytest.StashKey[list[badness.Hit]]()
@@ -54,7 +56,7 @@ class Evidence:
     fresh_boots: list[tuple[str, str]] = field(default_factory=list)  # (test id, why)
     failures: int = 0
     paused: bool = False
-    kept: list[Tracked] = field(default_factory=list)
+    kept: list[Kept] = field(default_factory=list)
     not_kept: list[str] = field(default_factory=list)  # machines whose runner cannot outlive the session
     # Each cell's boots so far (for boot-time[cell]): the accelerator and the timings.
     boot_timings: dict[Cell, tuple[str | None, list[BootTimings]]] = field(default_factory=dict)
@@ -81,10 +83,21 @@ class Evidence:
             if not tracked.machine.runner.can_outlive_session:
                 self.not_kept.append(tracked.machine.name)
                 return False
-            state.keep(tracked.machine.runner.state_dir)
-            self.kept.append(tracked)
+            self.kept.append(keep(tracked.machine, tracked.cell.directory))
             return True
         return False
+
+    def saved(self, machine: Machine) -> None:
+        """fixtures/fresh.py saved `machine` for fresh tests."""
+        for tracked in self.machines.values():
+            if tracked.machine is machine:
+                tracked.watch.saved()
+
+    def restored(self, machine: Machine) -> None:
+        """fixtures/fresh.py restored `machine`: its evidence starts afresh, in the boot it was saved in."""
+        for tracked in self.machines.values():
+            if tracked.machine is machine:
+                tracked.watch.restored()
 
     def tracked(self, item: pytest.Item) -> Tracked | None:
         if "mkosi_machine" not in getattr(item, "fixturenames", ()):
@@ -118,7 +131,9 @@ class Evidence:
             if boot.timings is not None:
                 accelerator = tracked.machine.runner.accelerator
                 self.boot_timings.setdefault(tracked.cell, (accelerator, []))[1].append(boot.timings)
-        boot = tracked.watch.boots[-1]
+        current = tracked.watch.current_boot
+        assert current is not None  # collected above
+        boot = current
         for name, value in junit_properties(tracked, boot):
             item.user_properties.append((name, value))
         if _BOOT in item.stash and self.options.badness != "off":
@@ -182,8 +197,8 @@ class Evidence:
             directory = artifacts.test_directory(self.options.artifacts, item.nodeid)
             written = artifacts.write_slice(directory, found) if _SLICE in item.stash else {}
             tracked = self.tracked(item)
-            if boot is None and report.failed and tracked is not None and tracked.watch.boots:
-                boot = tracked.watch.boots[-1]  # the boot's chart and timings: the failure may be the boot's doing
+            if boot is None and report.failed and tracked is not None:
+                boot = tracked.watch.current_boot  # its chart and timings: the failure may be the boot's doing
             if boot is not None:
                 written.update(artifacts.write_boot(directory, boot))
             item.user_properties.append(("mkosi_artifacts", str(directory)))
@@ -204,13 +219,14 @@ class Evidence:
             out = sys.__stderr__ or sys.stderr
             out.write(f"\npytest-mkosi: {item.nodeid} failed; {tracked.machine.name} is still running. Reach it "
                       f"with:\n    {tracked.machine.ssh_command()}\n")
-            stdin = sys.__stdin__
-            if stdin is None or not stdin.isatty() or hasattr(item.config, "workerinput"):
-                out.write("pytest-mkosi: stdin is not a terminal: not pausing (--mkosi-pause-on-failure)\n")
+            terminal = None if hasattr(item.config, "workerinput") else _open_terminal()
+            if terminal is None:
+                out.write("pytest-mkosi: no terminal to wait on: not pausing (--mkosi-pause-on-failure)\n")
                 return
-            out.write("pytest-mkosi: press Enter to continue the tests ")
-            out.flush()
-            stdin.readline()
+            with terminal:
+                out.write("pytest-mkosi: press Enter to continue the tests ")
+                out.flush()
+                terminal.readline()
 
     def summary(self, reporter: pytest.TerminalReporter) -> None:
         if self.fresh_boots:
@@ -220,12 +236,10 @@ class Evidence:
         for name in self.not_kept:
             reporter.write_line(f"pytest-mkosi: --mkosi-keep-on-failure: {name} was stopped: its runner cannot "
                                 "leave it running after pytest ends; --mkosi-pause-on-failure waits at the failure")
-        for tracked in self.kept:
-            runner = tracked.machine.runner
-            reporter.write_sep("-", f"pytest-mkosi: kept {tracked.machine.name} running (--mkosi-keep-on-failure)")
-            reporter.write_line(f"reach it:  {tracked.machine.ssh_command()}")
-            reporter.write_line(f"its state: {runner.state_dir}")
-            reporter.write_line(f"stop it:   {sys.executable} -I {state.__file__} stop {runner.state_dir}")
+        for machine in self.kept:
+            reporter.write_sep("-", f"pytest-mkosi: kept {machine.name} running (--mkosi-keep-on-failure)")
+            for line in machine.lines():
+                reporter.write_line(line)
 
 
 _KEY = pytest.StashKey[Evidence]()
@@ -242,6 +256,8 @@ def junit_properties(tracked: Tracked, boot: Boot) -> list[tuple[str, str]]:
         ("mkosi_accelerator", runner.accelerator or "none"),
         ("mkosi_boot", str(boot.number)),
     ]
+    if tracked.watch.restores:
+        found.append(("mkosi_restores", str(tracked.watch.restores)))
     if boot.timings is not None:
         found += [(f"mkosi_boot_{phase}", f"{seconds:.3f}") for phase, seconds in boot.timings.as_dict().items()]
     elif boot.timing_error:
@@ -272,3 +288,12 @@ def _html_extras(item: pytest.Item, report: pytest.TestReport, chart: Path | Non
     except ImportError:
         return
     report.extras = [*getattr(report, "extras", []), extras.html(chart.read_text())]  # type: ignore[attr-defined]
+
+
+def _open_terminal() -> TextIO | None:
+    """The session's terminal, to wait for Enter on: not fd 0, which pytest's capturing keeps on /dev/null
+    between the phases of a test."""
+    try:
+        return open("/dev/tty")
+    except OSError:
+        return None

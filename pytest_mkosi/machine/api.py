@@ -18,6 +18,7 @@ from pytest_mkosi.machine.result import (
     as_login_shell_line,
 )
 from pytest_mkosi.machine.systemd import Systemd
+from pytest_mkosi.machine.tpm import Tpm
 from pytest_mkosi.machine.waits import Waits
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ DEFAULT_COMMAND_TIMEOUT = 300.0
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
-class Machine(Waits, Systemd):
+class Machine(Waits, Systemd, Tpm):
     """A running image: commands, waits, files, power, console and journal, on top of a Runner."""
 
     def __init__(self, runner: Runner, *, command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
@@ -75,13 +76,19 @@ class Machine(Waits, Systemd):
 
     def copy_to(self, host_path: Path | str, guest_path: str) -> None:
         """Copy a host file or tree into the machine; `guest_path` is what it becomes."""
-        with self.ssh.open_sftp() as sftp:
+        with self._sftp() as sftp:
             files.copy_to(sftp, Path(host_path), guest_path)
 
     def copy_from(self, guest_path: str, host_path: Path | str) -> None:
         """Copy a file or tree out of the machine; `host_path` is what it becomes."""
-        with self.ssh.open_sftp() as sftp:
+        with self._sftp() as sftp:
             files.copy_from(sftp, guest_path, Path(host_path))
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        sftp = self.ssh.open_sftp()
+        # A transfer that stops moving fails after --mkosi-command-timeout instead of hanging the session.
+        sftp.get_channel().settimeout(self.command_timeout)  # type: ignore[union-attr]
+        return sftp
 
     # -- power ---------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from imagebuild.launch.runtime_state import RuntimeState
     from pytest_mkosi.transport.ssh import SshConnection
 
 
@@ -75,3 +76,14 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def ssh_command(self) -> str:
         """A command line a person can paste to reach this machine while it runs."""
+
+    def runtime_record(self) -> RuntimeState | None:
+        """Where `imagebuild ssh` reaches this machine while it runs on without the session (a kept machine):
+        the record imagebuild.launch.runtime_state keeps, whose pid is the process that goes when the
+        machine stops. None: it cannot be reached that way."""
+        return None
+
+    def let_go(self) -> None:
+        """The session leaves this machine running (kept): hand over what one user at a time can hold (qemu's
+        one-stream SSH port), so that ssh_command() and `imagebuild ssh` get through."""
+        return None  # nothing to hand over by default

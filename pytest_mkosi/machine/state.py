@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
+import json
 import os
 import re
 import secrets
@@ -28,9 +29,16 @@ from pathlib import Path
 
 LOCK = "lock"
 PROCESSES = "processes"
+# cgroups made for the machine (one path a line), removed once its processes are gone.
+CGROUPS = "cgroups"
 # Present when the session left the machine running on purpose (--mkosi-keep-on-failure): no reaper or
-# sweep stops it; `python3 -I state.py stop DIR` does.
+# sweep stops it while it runs; `python3 -I state.py stop DIR` does.
 KEPT = "kept"
+# Runtime records (imagebuild.launch.runtime_state) written for a kept machine, one path a line: reap()
+# removes those that still name one of the machine's processes.
+RUNTIME_RECORDS = "runtime-records"
+# How long `state.py stop` lets a kept machine power off cleanly before killing it.
+STOP_GRACE = 20.0
 _counter = itertools.count(1)
 # Socket paths (console, QMP, SSH) below the directory must fit AF_UNIX's 107 bytes: names stay short and plain.
 NAME_MAX = 64
@@ -119,7 +127,36 @@ def reap(directory: Path, *, grace: float = 5.0) -> None:
         time.sleep(0.05)
     for pid in recorded_processes(directory):
         kill_tree(pid)
+    with contextlib.suppress(OSError):
+        for line in (directory / CGROUPS).read_text().splitlines():
+            remove_cgroup(Path(line))
+    remove_runtime_records(directory)
     shutil.rmtree(directory, ignore_errors=True)
+
+
+def remove_runtime_records(directory: Path) -> None:
+    """Remove the runtime records written for this machine, unless one names another machine by now (a later
+    `imagebuild qemu` or `imagebuild boot` of the same config writes the same file)."""
+    ours = set()
+    with contextlib.suppress(OSError):
+        ours = {int(line.split()[0]) for line in (directory / PROCESSES).read_text().splitlines()}
+    with contextlib.suppress(OSError):
+        for line in (directory / RUNTIME_RECORDS).read_text().splitlines():
+            record = Path(line)
+            with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+                if json.loads(record.read_text()).get("pid") in ours:
+                    record.unlink()
+
+
+def remove_cgroup(directory: Path) -> None:
+    """rmdir a cgroup and the cgroups below it, deepest first (this module stays stdlib-only for the reaper,
+    so it does not use imagebuild.launch.nspawn_cgroup's twin)."""
+    for parent, children, _ in os.walk(directory, topdown=False):
+        for child in children:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(parent, child))
+    with contextlib.suppress(OSError):
+        os.rmdir(directory)
 
 
 def sweep(parent: Path) -> list[Path]:
@@ -127,8 +164,10 @@ def sweep(parent: Path) -> list[Path]:
     swept = []
     with contextlib.suppress(FileNotFoundError):
         for directory in parent.iterdir():
-            if directory.name.startswith(".") or not directory.is_dir() or (directory / KEPT).exists():
+            if directory.name.startswith(".") or not directory.is_dir():
                 continue
+            if (directory / KEPT).exists() and recorded_processes(directory):
+                continue  # kept on purpose and still running; once it stopped, it is swept like any other
             try:
                 fd = os.open(directory / LOCK, os.O_RDWR | os.O_CLOEXEC)
             except FileNotFoundError:
@@ -190,6 +229,11 @@ class StateDir:
         os.close(read_end)
         return cls(path, lock_fd, reaper, write_end)
 
+    def record_cgroup(self, directory: Path) -> None:
+        """Note a cgroup made for this machine: reap() removes it after the machine's processes."""
+        with (self.path / CGROUPS).open("a") as f:
+            f.write(f"{directory}\n")
+
     def record_process(self, pid: int) -> None:
         """Note a process the reaper must stop if this session dies (systemd-nspawn, qemu, swtpm, ...)."""
         start = _start_time(pid)
@@ -229,14 +273,20 @@ def keep(directory: Path) -> None:
     (directory / KEPT).write_text(f"{os.getpid()}\n")
 
 
+def note_runtime_record(directory: Path, record: Path) -> None:
+    """A runtime record written for the machine of `directory`: removed with it (reap(), `state.py stop`)."""
+    with (directory / RUNTIME_RECORDS).open("a") as f:
+        f.write(f"{record}\n")
+
+
 def stop_main(argv: list[str]) -> int:
     """`state.py stop DIR`: stop a kept machine and remove its state."""
     if len(argv) != 1 or not (Path(argv[0]) / PROCESSES).exists():
         print("usage: state.py stop STATE_DIRECTORY (a machine's state directory, as the session printed it)",
               file=sys.stderr)
         return 2
-    reap(Path(argv[0]))
-    print(f"stopped the machine of {argv[0]} and removed its state")
+    reap(Path(argv[0]), grace=STOP_GRACE)
+    print(f"stopped the machine of {argv[0]} and removed its state (and its record for 'imagebuild ssh')")
     return 0
 
 

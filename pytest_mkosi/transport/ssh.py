@@ -18,9 +18,11 @@ process (`cmd &`) holding its stdout open. That process's later output is droppe
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,17 +147,21 @@ class SshConnection:
             channel = transport.open_session(timeout=30.0)
         except (paramiko.SSHException, EOFError, OSError) as e:
             raise ConnectionError(f"the SSH connection to the machine went down: {e}") from None
+        streams = _Streams(marker.encode(), on_line)
         try:
             channel.exec_command(line)
             channel.shutdown_write()
-            streams = _Streams(marker.encode(), on_line)
             outcome = streams.collect(channel, None if timeout is None else started + timeout)
             if outcome == "timeout":
                 self._kill_group(streams.group)
                 streams.collect(channel, time.monotonic() + KILL_GRACE)
             status = channel.recv_exit_status() if channel.exit_status_ready() else -1
+        except (paramiko.SSHException, EOFError, OSError):
+            # The transport went down under the command (a reboot or power-off from inside it).
+            outcome, status = "closed", -1
         finally:
-            channel.close()
+            with contextlib.suppress(paramiko.SSHException, EOFError, OSError):
+                channel.close()
         duration = time.monotonic() - started
         stdout, stderr = streams.text()
         if outcome == "closed":
@@ -175,6 +181,22 @@ class SshConnection:
             channel.status_event.wait(10.0)
         finally:
             channel.close()
+
+    def settle(self, *, timeout: float = 30.0) -> None:
+        """One round trip (a global request sshd answers, in order, after everything it queued before), so
+        that nothing sshd had to send is still on its way: an idle sshd only answers. Before a voluntary
+        hang-up on a virtio-serial port: a guest's write to a port whose host side has gone blocks until
+        the next host connects, so an sshd caught writing (e.g. the host keys it announces right after the
+        login, or its reply to a channel close) would never exit, and would then speak into the next
+        connection. A guest that does not answer within `timeout` is hung up on anyway."""
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            return
+        # paramiko's wait has no timeout of its own.
+        request = threading.Thread(target=transport.global_request, args=("keepalive@openssh.com",),
+                                   kwargs={"wait": True}, daemon=True)
+        request.start()
+        request.join(timeout)
 
     def close(self) -> None:
         self.client.close()

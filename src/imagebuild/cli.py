@@ -12,6 +12,7 @@ from imagebuild import __version__
 from imagebuild.config import Args, Overrides, load_images, parse_command_line
 from imagebuild.errors import ImageBuildError
 from imagebuild.log import setup_logging
+from imagebuild.tools.search_paths import extra_search_paths
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -27,7 +28,9 @@ def run_verb(args: Args, overrides: Overrides) -> int:
 
     module = verbs.module_for(args.verb)
     images = load_images(args, overrides) if getattr(module, "NEEDS_CONFIG", True) else []
-    status: int = module.run(args, images)
+    # ExtraSearchPaths= of the last image, for every verb (as mkosi v22); each build adds its own.
+    with extra_search_paths(images[-1] if images else None):
+        status: int = module.run(args, images)
     return status
 
 

@@ -10,8 +10,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
+from imagebuild.config.enums import ConfigFeature
 from imagebuild.log import logger
 from imagebuild.tools.mounts import remove_tree, remove_tree_in_background
+from imagebuild.tools.subvolumes import make_tree, on_btrfs
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -77,6 +79,12 @@ class Context:
         return self.workspace / "packages"
 
 
+def use_subvolume_root(config: Config, workspace: Path) -> bool:
+    """UseSubvolumes=: the image root starts as a btrfs subvolume (as in mkosi v22, not with Overlay=: an
+    overlay's upper directory cannot be one); otherwise stages create it as a plain directory."""
+    return config.use_subvolumes != ConfigFeature.disabled and not config.overlay and on_btrfs(workspace)
+
+
 class Workspace:
     """A fresh workspace directory for one build, removed afterwards (kept on failure if asked)."""
 
@@ -99,6 +107,8 @@ class Workspace:
             context.sub_build = self.sub_build
         context.staging.mkdir()
         context.artifacts.mkdir()
+        if use_subvolume_root(self.config, self.path):
+            make_tree(context.root, self.config.use_subvolumes)
         return context
 
     def __exit__(

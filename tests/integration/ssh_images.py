@@ -25,11 +25,13 @@ EXAMPLE = ROOT / "examples" / "disk"
 DIRECT_BOOT_CONFIG = ROOT / "tests" / "integration" / "qemu_image"
 
 
-def disk_ssh_image() -> BuiltImage:
-    copy = user_cache_home() / "pytest-mkosi" / "test-configs" / "disk-ssh"
+def disk_ssh_copy(cache_home: Path | None = None) -> Path:
+    """The stable copy of examples/disk (build it with --package=openssh-server), in `cache_home` (default:
+    this user's cache directory)."""
+    copy = (cache_home or user_cache_home()) / "pytest-mkosi" / "test-configs" / "disk-ssh"
     copy.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{copy}.lock"):
-        for name in ("mkosi.conf", "mkosi.repart"):
+        for name in ("mkosi.conf", "mkosi.repart", "mkosi.extra"):
             target = copy / name
             if target.is_dir():
                 shutil.rmtree(target)
@@ -42,8 +44,12 @@ def disk_ssh_image() -> BuiltImage:
         if not (copy / "mkosi.key").exists():
             subprocess.run([sys.executable, "-m", "imagebuild", "-C", str(copy), "genkey"], check=True,
                            capture_output=True)
-        _, images = load(["-C", str(copy), "--package=openssh-server", "build"])
-        return ImageCache().get(images[-1])
+    return copy
+
+
+def disk_ssh_image() -> BuiltImage:
+    _, images = load(["-C", str(disk_ssh_copy()), "--package=openssh-server", "build"])
+    return ImageCache().get(images[-1])
 
 
 def direct_ssh_image() -> BuiltImage:

@@ -36,6 +36,8 @@ def test_warm_build_copies_the_installed_tree(tmp_path: Path) -> None:
     # --no-install-cache installs again; another package list is another entry.
     off = imagebuild(*args, "--no-install-cache", "build")
     assert off.returncode == 0 and "install the distribution and packages took" in off.stderr, off.stderr
+    setting = imagebuild(*args, "--install-cache=no", "build")  # the setting's command-line form
+    assert setting.returncode == 0 and "install the distribution and packages took" in setting.stderr, setting.stderr
     more = imagebuild(*args, "--package=netbase", "build")
     assert more.returncode == 0 and "install the distribution and packages took" in more.stderr, more.stderr
     assert (tmp_path / "out/image/etc/protocols").exists()

@@ -172,6 +172,17 @@ def test_removed_packages_files_and_metadata(built: tuple[Path, str]) -> None:
     assert (tree / "usr/bin/dpkg").exists()
 
 
+def test_etc_and_var_are_marked_up_to_date_with_usr(built: tuple[Path, str]) -> None:
+    tree, _ = built
+    usr = (tree / "usr").stat().st_mtime_ns
+    for directory in ("etc", "var"):
+        stamp = tree / directory / ".updated"
+        assert stamp.stat().st_mtime_ns == usr and f"TIMESTAMP_NSEC={usr}\n" in stamp.read_text()
+    # The work of the units that then skip at boot was done by the build.
+    assert (tree / "etc/ld.so.cache").stat().st_size > 0
+    assert (tree / "var/lib/systemd/catalog/database").stat().st_size > 0
+
+
 def test_boot_logs_root_in_with_its_shell_and_timezone(built: tuple[Path, str]) -> None:
     tree, _ = built
     # --timezone=off: nspawn would otherwise replace the image's zone by the host's.
@@ -191,6 +202,14 @@ def test_boot_logs_root_in_with_its_shell_and_timezone(built: tuple[Path, str]) 
         zone, shell, user = console.match.groups()
         assert zone in ("CET", "CEST")
         assert shell == "-sh" and user == "root"
+        # /etc/.updated and /var/.updated: the first-boot update units were checked and skipped.
+        console.sendline("for u in ldconfig systemd-journal-catalog-update systemd-update-done; do "
+                         "systemctl show -p ConditionResult -p ConditionTimestampMonotonic $u.service; "
+                         "done | tr '\\n' ' '; echo CHECKED")
+        console.expect(r"(Condition\S+ ?)+ CHECKED")
+        shown = console.match.group(0).split()
+        assert shown.count("ConditionResult=no") == 3, shown
+        assert "ConditionTimestampMonotonic=0" not in shown, shown
         console.sendline("poweroff")
         console.expect(pexpect.EOF)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -130,6 +131,9 @@ def test_xdist_workers_share_one_build_and_get_own_machines(
         "-p", "no:cacheprovider", timeout=900,
     )
     result.assert_outcomes(passed=4)
+    # The workers' lines reach the user's terminal through the controller, naming the worker.
+    out = result.stdout.str()
+    assert re.search(r"pytest-mkosi: \[gw\d\] built ", out) and re.search(r"pytest-mkosi: \[gw\d\] reusing ", out), out
     records = [json.loads(p.read_text()) for p in record.glob("gw*.json")]
     assert len(records) == 2, records
     assert sum(not r["reused"] for r in records) == 1
@@ -209,6 +213,9 @@ def test_wait(mkosi_machine):
         [sys.executable, "-m", "pytest", f"--mkosi-config={MINIMAL}", f"--mkosi-cache-dir={shared_cache}",
          "-p", "no:cacheprovider", str(pytester.path)],
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        # As on a user's terminal: a suite started in the background (`cmd &` without job control) ignores
+        # SIGINT, and Python then installs no KeyboardInterrupt handler in the session it starts.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 600
     while not ready.exists():

@@ -58,6 +58,10 @@ def test_no_install_cache_and_distributions_without_a_metadata_digest(tmp_path: 
     ctx = context(tmp_path)
     ctx.install_cache = False
     assert install_cache.entry_for(ctx) is None
+    setting = tmp_path / "setting"
+    setting.mkdir()
+    assert install_cache.entry_for(context(setting, CONF + "\n[Host]\nInstallCache=no\n")) is None
+    assert install_cache.entry_for(context(setting)) is not None  # the same without the setting
     other = tmp_path / "fedora"
     other.mkdir()
     assert install_cache.entry_for(context(other, "[Distribution]\nDistribution=fedora\nRelease=40\n")) is None

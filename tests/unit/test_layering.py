@@ -1,5 +1,6 @@
 """The dependency rules of the layout: imagebuild never needs pytest or the plugin; inside the plugin only
-plugin.py, options.py, fixtures/ and the evidence reporter (evidence/report.py) touch pytest."""
+plugin.py, options.py, terminal.py (the plugin's terminal lines), fixtures/ and the evidence reporter
+(evidence/report.py) touch pytest."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 import pytest_mkosi
 
 PLUGIN = Path(pytest_mkosi.__file__).parent
+HOOK_SIDE = ("plugin.py", "options.py", "terminal.py", "fixtures")
 PYTEST_FREE = sorted(
     ".".join(p.relative_to(PLUGIN.parent).with_suffix("").parts)
     for p in PLUGIN.rglob("*.py")
-    if p.name != "__init__.py" and p.relative_to(PLUGIN).parts[0] not in ("plugin.py", "options.py", "fixtures")
+    if p.name != "__init__.py" and p.relative_to(PLUGIN).parts[0] not in HOOK_SIDE
     and p.relative_to(PLUGIN).parts != ("evidence", "report.py")
 )
 

@@ -52,3 +52,23 @@ def test_boot_verb_binds_the_access_and_records_where_ssh_goes(tmp_path: Path) -
     ssh = command_line(read, ["true"])
     assert f"ProxyCommand={sys.executable} -m imagebuild.launch.relay unix {access.socket}" in ssh
     assert f"UserKnownHostsFile={access.keys.known_hosts}" in ssh and ssh[-2:] == [f"root@{HOST_KEY_ALIAS}", "true"]
+
+
+def test_a_recorded_machine_process_runs_after_its_enter_function_and_the_record_goes_with_it(
+        tmp_path: Path) -> None:
+    # `imagebuild boot` moves systemd-nspawn into the machine's own cgroup this way (an enter function run in
+    # the child before the exec); here it leaves a mark the child's command sees.
+    directory = tmp_path / "conf"
+    directory.mkdir()
+    _, images = load(["-C", str(directory), "--distribution=debian", "--release=trixie",
+                      f"--output-dir={tmp_path / 'out'}", "summary"])
+    config = images[-1]
+    mark = tmp_path / "entered"
+    seen = tmp_path / "seen"
+    record = rs.RuntimeState(pid=os.getpid(), transport="unix", key="k", known_hosts="h", host_key_alias="a")
+    script = f'cat "{mark}" > "{seen}"; test -e "{rs.state_path(config)}"'
+    status = rs.run_recorded(config, record, ["sh", "-c", script], enter=lambda: mark.write_text(str(os.getpid())))
+    assert status == 0
+    child = seen.read_text()
+    assert child.isdigit() and child != str(os.getpid())  # written in the child, before its exec
+    assert not rs.state_path(config).exists()

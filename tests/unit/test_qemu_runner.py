@@ -27,8 +27,13 @@ def credentials(argv: list[str]) -> dict[str, bytes]:
     found = {}
     for i, word in enumerate(argv[:-1]):
         if word == "-smbios":
-            match = re.fullmatch(r"type=11,value=io\.systemd\.credential\.binary:([^=]+)=(.*)", argv[i + 1])
-            assert match, argv[i + 1]
+            value = argv[i + 1]
+            if value.startswith("type=11,path="):  # a secret: qemu reads it from a private file
+                path = Path(value.removeprefix("type=11,path="))
+                assert path.stat().st_mode & 0o777 == 0o600, path
+                value = "type=11,value=" + path.read_text()
+            match = re.fullmatch(r"type=11,value=io\.systemd\.credential\.binary:([^=]+)=(.*)", value)
+            assert match, value
             found[match.group(1)] = base64.b64decode(match.group(2))
     return found
 
@@ -69,6 +74,8 @@ def test_virtio_serial_channel_argv_and_guest_units(tmp_path: Path, keys: g.SshK
                           "imagebuild.ssh.host_key", "ssh.authorized_keys.root"}
     assert creds["ssh.authorized_keys.root"].decode() == keys.client_public
     assert creds["imagebuild.ssh.host_key"] == keys.host_key.read_bytes()
+    assert "PRIVATE KEY" not in " ".join(argv) and base64.b64encode(keys.host_key.read_bytes()).decode() not in \
+        " ".join(argv)  # every user of the host can read qemu's command line
     assert creds["imagebuild.ssh.serve-port"] == g.SERVE_PORT_SCRIPT.encode()
     assert creds["systemd.unit-dropin.sysinit.target~imagebuild-ssh"] == \
         b"[Unit]\nWants=imagebuild-ssh-serial.service\n"

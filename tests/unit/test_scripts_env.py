@@ -10,9 +10,11 @@ import pytest
 from imagebuild.config import Config, load
 from imagebuild.pipeline.script_env import ScriptKind, ScriptPlaces, script_environment
 
-# The man page's table ("Skripte"), without mkosi.sync (SyncScripts= is not supported yet) and PROFILE
-# (only set with Profile=). PACKAGEDIR: the text gives it to build scripts.
+# The man page's table ("Skripte"), without PROFILE (only set with Profile=). PACKAGEDIR: the text gives it
+# to build scripts. SOURCE_DATE_EPOCH reaches sync scripts through Environment= (as in mkosi v22).
 TABLE = {
+    ScriptKind.sync: {"ARCHITECTURE", "DISTRIBUTION", "RELEASE", "CACHED", "SRCDIR", "MKOSI_UID", "MKOSI_GID",
+                      "MKOSI_CONFIG", "SOURCE_DATE_EPOCH"},
     ScriptKind.prepare: {"ARCHITECTURE", "DISTRIBUTION", "RELEASE", "CHROOT_SCRIPT", "SRCDIR", "CHROOT_SRCDIR",
                          "BUILDROOT", "WITH_DOCS", "WITH_TESTS", "WITH_NETWORK", "SOURCE_DATE_EPOCH",
                          "MKOSI_UID", "MKOSI_GID", "MKOSI_CONFIG"},

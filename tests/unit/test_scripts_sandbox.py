@@ -110,14 +110,14 @@ def test_build_sources_sorted_below_work_src(tmp_path: Path) -> None:
     for d in ("a", "b", "c"):
         (tmp_path / d).mkdir()
     context = make_context(tmp_path, f"[Content]\nBuildSources={tmp_path}/b:x/y,{tmp_path}/a:x,{tmp_path}/c\n")
-    with scripts._build_sources(context) as mounts:
+    with scripts.build_sources(context) as mounts:
         assert [(m.source.name, str(m.target)) for m in mounts] == [
             ("c", "/work/src"), ("a", "/work/src/x"), ("b", "/work/src/x/y")]
 
 
 def test_default_build_source_is_the_config_directory(tmp_path: Path) -> None:
     context = make_context(tmp_path)
-    with scripts._build_sources(context) as mounts:
+    with scripts.build_sources(context) as mounts:
         assert [(m.source, str(m.target)) for m in mounts] == [(tmp_path / "project", "/work/src")]
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
+import types
 
-from pytest_mkosi.transport.ssh import _Streams
+import pytest
+
+from pytest_mkosi.transport.ssh import SshConnection, _Streams
 
 MARKER = b"<end-123>"
 
@@ -86,3 +89,25 @@ def test_a_channel_closed_under_us_ends_without_waiting_for_the_deadline() -> No
         streams = _Streams(MARKER, None)
         assert streams.collect(channel, None) == "closed"  # type: ignore[arg-type]
     assert streams.text()[0] == "partial"
+
+
+class _GoneChannel(FakeChannel):
+    """A channel whose transport went away under the command (a reboot from inside it)."""
+
+    def exec_command(self, line: str) -> None:
+        pass
+
+    def shutdown_write(self) -> None:
+        pass
+
+    def close(self) -> None:
+        raise EOFError()
+
+
+def test_a_transport_gone_under_the_command_is_a_connection_error() -> None:
+    with _GoneChannel([b"1234\n"], [], eof=False, status=False) as channel:
+        channel.closed = True  # closed without EOF: the connection went down
+        transport = types.SimpleNamespace(is_active=lambda: True, open_session=lambda timeout: channel)
+        client = types.SimpleNamespace(get_transport=lambda: transport)
+        with pytest.raises(ConnectionError, match="went down"):
+            SshConnection(client).run("systemctl reboot")  # type: ignore[arg-type]

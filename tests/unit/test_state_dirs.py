@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 
 from imagebuild.errors import RunError
-from pytest_mkosi.machine.state import LOCK, PROCESSES, StateDir, recorded_processes, sweep, unique_machine_name
+from pytest_mkosi.machine import state as state_module
+from pytest_mkosi.machine.state import (
+    CGROUPS,
+    KEPT,
+    LOCK,
+    PROCESSES,
+    StateDir,
+    recorded_processes,
+    sweep,
+    unique_machine_name,
+)
 
 SESSION = """
 import subprocess, sys, time
@@ -127,3 +137,48 @@ def test_the_sweep_kills_recorded_processes_but_not_a_reused_pid(tmp_path: Path)
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_kept_machine_is_not_swept_while_it_runs_and_its_cgroups_go_with_it(tmp_path: Path) -> None:
+    parent = tmp_path / "state"
+    kept = parent / "kept"
+    kept.mkdir(parents=True)
+    (kept / LOCK).write_text("")  # its session is gone: nobody holds the lock
+    (kept / KEPT).write_text("1\n")
+    cgroup = tmp_path / "cgroupfs" / "imagebuild-kept"
+    (cgroup / "payload" / "init.scope").mkdir(parents=True)
+    (kept / CGROUPS).write_text(f"{cgroup}\n")
+    machine = subprocess.Popen(["sleep", "300"])
+    start = Path(f"/proc/{machine.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    (kept / PROCESSES).write_text(f"{machine.pid} {start}\n")
+    try:
+        assert sweep(parent) == [] and kept.is_dir() and machine.poll() is None
+        machine.kill()
+        machine.wait()
+        # Stopped (by itself, or killed): the next sweep removes what it left, its cgroups too.
+        assert sweep(parent) == [kept]
+        assert not kept.exists() and not cgroup.exists()
+    finally:
+        machine.kill()
+        machine.wait()
+
+
+def test_stop_command_stops_a_kept_machine_and_removes_its_state(tmp_path: Path) -> None:
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / KEPT).write_text("1\n")
+    machine = subprocess.Popen(["sleep", "300"])
+    start = Path(f"/proc/{machine.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    (kept / PROCESSES).write_text(f"{machine.pid} {start}\n")
+    script = Path(state_module.__file__)
+    try:
+        done = subprocess.run([sys.executable, "-I", str(script), "stop", str(kept)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0 and "stopped the machine" in done.stdout
+        assert machine.wait(10) == -signal.SIGTERM and not kept.exists()
+        wrong = subprocess.run([sys.executable, "-I", str(script), "stop", str(tmp_path / "nothing")],
+                               capture_output=True, text=True, timeout=60)
+        assert wrong.returncode == 2 and "usage" in wrong.stderr
+    finally:
+        machine.kill()
+        machine.wait()

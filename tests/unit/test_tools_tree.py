@@ -182,3 +182,21 @@ def test_workspace_sets_the_contexts_tools_tree(tmp_path: Path, monkeypatch: pyt
     config = load_config(tmp_path / "c", f"--tools-tree={tree}", f"--workspace-dir={tmp_path}/ws")
     with Workspace(config) as context:
         assert context.tools_tree == tree
+
+
+def test_package_manager_trees_reach_the_derived_config_and_the_key(tmp_path: Path) -> None:
+    tree = tmp_path / "pm"
+    (tree / "etc/apt/preferences.d").mkdir(parents=True)
+    pin = tree / "etc/apt/preferences.d/pin"
+    pin.write_text("Package: strace\nPin: release *\nPin-Priority: -1\n")
+    without = tt.tools_tree_spec(load_config(tmp_path / "a", "--tools-tree=default"))
+    config = load_config(tmp_path / "b", "--tools-tree=default", f"--tools-tree-package-manager-tree={tree}")
+    spec = tt.tools_tree_spec(config)
+    # Without the setting the tree keeps the name it had before the setting was acted on.
+    assert "package_manager_trees" not in without
+    assert tt.tools_tree_name(spec) != tt.tools_tree_name(without)
+    derived = tt.derived_config(config, spec, tmp_path / "cache", "tree")
+    assert [t.source for t in derived.package_manager_trees] == [tree]
+    # The content counts: another pin builds another tree.
+    pin.write_text("Package: jq\nPin: release *\nPin-Priority: -1\n")
+    assert tt.tools_tree_name(tt.tools_tree_spec(config)) != tt.tools_tree_name(spec)

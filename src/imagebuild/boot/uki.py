@@ -17,6 +17,7 @@ from imagebuild.boot import grub, shim
 from imagebuild.boot.esp import bootable_kernels, efi_architecture, esp_tree
 from imagebuild.boot.initrd import build_default_initrd, build_modules_initrd
 from imagebuild.boot.kernel import Kernel
+from imagebuild.boot.microcode import build_microcode_initrd
 from imagebuild.boot.secure_boot import signing_files
 from imagebuild.boot.toolchain import has_file, run_tool, tool
 from imagebuild.config.enums import Bootloader, ConfigFeature
@@ -176,7 +177,10 @@ def want_ukis(context: Context) -> bool:
 
 
 def initrds_for(context: Context, kernel: Kernel, default_initrd: list[Path]) -> list[Path]:
-    initrds = [Path(p) for p in context.config.initrds] or list(default_initrd)
+    # The microcode first: the kernel's early loader reads it only from the start of the initrd.
+    microcode = build_microcode_initrd(context)
+    initrds = [microcode] if microcode is not None else []
+    initrds += [Path(p) for p in context.config.initrds] or list(default_initrd)
     if context.config.kernel_modules_initrd:
         initrds.append(build_modules_initrd(context, kernel))
     return initrds

@@ -35,13 +35,12 @@ _VALUED = {
     "--genkey-valid-days": "genkey_valid_days",
     "--doc-format": "doc_format",
 }
-_IGNORED = {"--no-pager"}  # accepted for compatibility with mkosi, without effect here
 # Short options that need a value (-C and the settings' short options without an optional value).
 _SHORT_VALUED = {"C", *(o[1] for o, s in BY_OPTION.items() if len(o) == 2 and s.flag is None)}
 
 
 def all_options() -> list[str]:
-    return sorted({*_FLAGS, *_VALUED, *_IGNORED, "--force", "-f", "--help", "-h", *BY_OPTION})
+    return sorted({*_FLAGS, *_VALUED, "--no-pager", "--force", "-f", "--help", "-h", *BY_OPTION})
 
 
 def _unknown(option: str) -> ConfigError:
@@ -87,6 +86,7 @@ def parse_command_line(argv: Sequence[str]) -> tuple[Args, Overrides]:
         "genkey_common_name": "mkosi of %u",
         "genkey_valid_days": "730",
         "doc_format": "auto",
+        "pager": True,
         "directory": None,
     }
     verb: Verb | None = None
@@ -129,8 +129,8 @@ def parse_command_line(argv: Sequence[str]) -> tuple[Args, Overrides]:
                     value = argv[i]
                     i += 1
                 fields[_VALUED[name]] = value
-            elif name in _IGNORED:
-                pass
+            elif name == "--no-pager":
+                fields["pager"] = False
             elif (setting := BY_OPTION.get(name)) is not None:
                 if not eq:
                     if setting.flag is not None:
@@ -238,5 +238,6 @@ def parse_command_line(argv: Sequence[str]) -> tuple[Args, Overrides]:
         doc_format=doc_format,
         version=bool(fields["version"]),
         no_install_cache=bool(fields["no_install_cache"]),
+        pager=bool(fields["pager"]),
     )
     return args, overrides

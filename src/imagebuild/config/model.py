@@ -45,6 +45,8 @@ class Args:
     version: bool = False
     # --no-install-cache: install from the archive even if the install cache has the tree.
     no_install_cache: bool = False
+    # --no-pager: help and the Markdown documentation are printed, not paged.
+    pager: bool = True
 
 
 # repr and eq are written generically below: generating them for ~140 fields would cost import time.
@@ -172,6 +174,7 @@ class Config:
 
     # [Host]
     incremental: bool
+    install_cache: bool
     nspawn_settings: Path | None
     extra_search_paths: list[Path]
     qemu_gui: bool

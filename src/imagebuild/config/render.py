@@ -44,7 +44,7 @@ def encode(value: Any) -> Any:
 
 def to_json_dict(config: Config) -> dict[str, Any]:
     """One image with mkosi v22's key names (the setting names, plus Image)."""
-    out: dict[str, Any] = {s.name: encode(getattr(config, s.attr)) for s in SETTINGS}
+    out: dict[str, Any] = {s.name: encode(getattr(config, s.attr)) for s in SETTINGS if not s.extension}
     out["Image"] = config.image
     return dict(sorted(out.items()))
 
@@ -55,7 +55,7 @@ def format_json(images: list[Config]) -> str:
     return json.dumps({"Images": [to_json_dict(c) for c in images]}, indent=4, sort_keys=True)
 
 
-_LABEL_WIDTH = max(len(s.label) for s in SETTINGS) + 4
+_LABEL_WIDTH = max(len(s.label) for s in SETTINGS if not s.extension) + 4
 _PAD = " " * (_LABEL_WIDTH + 2)
 
 
@@ -83,7 +83,7 @@ def format_image(config: Config) -> str:
     for section in SECTIONS:
         lines += ["", f"    {section.upper()}:"]
         for s in SETTINGS:
-            if s.section == section:
+            if s.section == section and not s.extension:
                 lines.append(f"{s.label:>{_LABEL_WIDTH}}: {show(s, getattr(config, s.attr))}")
     return "\n".join(lines) + "\n"
 

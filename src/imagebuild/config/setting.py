@@ -122,6 +122,9 @@ class Setting:
     # What the summary shows when the value is None (unset).
     unset_text: str = "none"
     compat_names: tuple[str, ...] = field(default=())
+    # Not a setting of mkosi v22 but one of ours: parsed and documented like the others, but left out of
+    # `summary` and its JSON, which read as v22's.
+    extension: bool = False
 
     def __post_init__(self) -> None:
         if not self.attr:

@@ -15,3 +15,5 @@ class Alma(CentOSRebuild):
 
 
 DISTRIBUTION = Alma()
+# Where a build first downloads from (the host the plugin checks it can reach before building).
+DOWNLOAD_URL = Alma.mirror_list

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 CENTOS_METALINK = "metalink=https://mirrors.centos.org/metalink"
 FEDORA_METALINK = "metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch"
+# Where a build first downloads from (the host the plugin checks it can reach before building).
+DOWNLOAD_URL = CENTOS_METALINK.removeprefix("metalink=")
 HYPERSCALE_COMPONENTS = ("main", "experimental", "facebook", "hotfixes", "spin", "intel")
 
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from imagebuild.context import Context
 
 METALINK = "metalink=https://mirrors.fedoraproject.org/metalink?arch=$basearch"
+# Where a build first downloads from (the host the plugin checks it can reach before building).
+DOWNLOAD_URL = METALINK.removeprefix("metalink=")
 ELN_MIRROR = "https://odcs.fedoraproject.org/composes/production/latest-Fedora-ELN/compose"
 # Fedora's keys of all current releases in one file (https://fedoraproject.org/security/).
 GPG_URL = "https://fedoraproject.org/fedora.gpg"

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from imagebuild.context import Context
 
 MIRRORLIST = "mirrorlist=https://www.mageia.org/mirrorlist/?release=$releasever&arch=$basearch&section=core"
+# Where a build first downloads from (the host the plugin checks it can reach before building).
+DOWNLOAD_URL = MIRRORLIST.removeprefix("mirrorlist=")
 GPG_URL = "https://mirrors.kernel.org/mageia/distrib/$releasever/$basearch/media/core/release/media_info/pubkey"
 
 

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from imagebuild.context import Context
 
 CDN = "https://cdn.redhat.com/content/dist/"
+# Where a build first downloads from (the host the plugin checks it can reach before building).
+DOWNLOAD_URL = CDN
 # Red Hat's release key (https://access.redhat.com/security/team/key).
 GPG_URL = "https://access.redhat.com/security/data/fd431d51.txt"
 # Where subscription-manager leaves the CA and the entitlement certificate of a registered host.

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from imagebuild.context import Context
 
 CDN = "https://cdn-ubi.redhat.com/content/public/ubi/dist/"
+# Where a build first downloads from (the host the plugin checks it can reach before building).
+DOWNLOAD_URL = CDN
 
 
 class RHELUBI(CentOS):

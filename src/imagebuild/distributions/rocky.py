@@ -15,3 +15,5 @@ class Rocky(CentOSRebuild):
 
 
 DISTRIBUTION = Rocky()
+# Where a build first downloads from (the host the plugin checks it can reach before building).
+DOWNLOAD_URL = Rocky.mirror_list

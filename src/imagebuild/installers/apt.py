@@ -97,10 +97,13 @@ def build_apt_options(setup: AptSetup) -> list[str]:
     return lines
 
 
-def cache_hooks(cache: PackageCache, workspace: Path) -> list[str]:
-    """mmdebstrap options that link the cached .debs into the new root and save new ones back out."""
+def cache_hooks(cache: PackageCache, target: Path) -> list[str]:
+    """mmdebstrap options that link the cached .debs into the new root and save new ones back out.
+
+    target: the root if it exists already (a btrfs subvolume, UseSubvolumes=, has a device of its own:
+    hard links into it fail), else the workspace it will be made in."""
     cache.prepare()
-    link = same_filesystem(cache.archives, workspace)
+    link = same_filesystem(cache.archives, target)
     root = '"$1"'
     # essential/unlink would delete the essential packages' .debs before we could save them;
     # download/empty refuses a pre-filled archive directory.
@@ -311,7 +314,7 @@ def bootstrap(
     argv.append(lists_hook(lists))
     argv += image_config_hooks(setup)
     argv += package_manager_tree_hooks(package_manager_tree)
-    argv += cache_hooks(package_cache(context, setup), context.workspace)
+    argv += cache_hooks(package_cache(context, setup), context.root if context.root.exists() else context.workspace)
     argv += [setup.suite, os.fspath(context.root), *setup.build_sources()]
     env = {}
     if config.source_date_epoch is not None:

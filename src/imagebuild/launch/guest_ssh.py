@@ -11,15 +11,20 @@ Two byte streams carry SSH:
   per connection; systemd's `vmm.notify_socket` tells the host READY=1 when the boot is done.
 - virtio-serial everywhere else: a port (PORT_SSH) backed by a unix socket of qemu's on the host, with
   `sshd -i` reading and writing it. The port carries one stream at a time (paramiko multiplexes channels
-  over it). While no host program is connected the guest reads EOF, so sshd exits and systemd starts it
-  again after a pause. Before each sshd starts, the boot's ID is written to a second port (PORT_READY):
-  the host waits for that event instead of scraping the console, then does the SSH handshake; after a
-  disconnect it waits for the next one, so it never meets the end of an old session.
+  over it). A guest's write to a port blocks while no host program is connected, so a fresh sshd waits
+  in its first write (its banner) for the host; when the host hangs up, sshd reads EOF and exits, and
+  systemd starts the next one after a pause. Before each sshd starts, the boot's ID is written to a
+  second port (PORT_READY): the host waits for that event instead of scraping the console, then does the
+  SSH handshake; after a disconnect it waits for the next one, so it never meets the end of an old
+  session. That needs the host to hang up only on an sshd with nothing left to send: one caught in a
+  write never sees the EOF and would speak into the next connection (the runner settles first:
+  pytest_mkosi.transport.ssh.SshConnection.settle).
 """
 
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,6 +40,8 @@ from imagebuild.launch.ssh_keys import sshd_command
 
 PORT_SSH = "io.imagebuild.ssh"
 PORT_READY = "io.imagebuild.ready"
+# qemu's id of the chardev behind the SSH port (QMP query-chardev tells whether the host side is connected).
+SSH_CHARDEV = "ibssh"
 SSH_SERIAL_UNIT = "imagebuild-ssh-serial.service"
 SSH_VSOCK_SOCKET = "imagebuild-ssh-vsock.socket"
 SSH_VSOCK_SERVICE = "imagebuild-ssh-vsock@.service"
@@ -85,7 +92,7 @@ After=local-fs.target systemd-tmpfiles-setup.service
 Before=shutdown.target
 Conflicts=shutdown.target
 ConditionPathExists=/usr/sbin/sshd
-# sshd exits whenever the host side is not connected; it must be started again and again.
+# sshd exits at every hang-up of the host; it must be started again and again.
 StartLimitIntervalSec=0
 
 [Service]
@@ -147,9 +154,20 @@ def dropin(units: list[str]) -> bytes:
 # ---- keys ---------------------------------------------------------------------------------------
 
 
+def smbios_credential_file(name: str, data: bytes, path: Path) -> list[str]:
+    """One credential as an SMBIOS type 11 string that qemu reads from `path` (mode 0600): a secret on
+    qemu's command line could be read by every user of the host (/proc/PID/cmdline)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"io.systemd.credential.binary:{name}={base64.b64encode(data).decode()}")
+    return ["-smbios", f"type=11,path={path}"]
+
+
 def key_credentials(keys: SshKeys) -> list[str]:
-    return [*smbios_credential(HOST_KEY_CREDENTIAL, keys.host_key.read_bytes()),
-            *smbios_credential(AUTHORIZED_KEYS_CREDENTIAL, keys.client_public.encode())]
+    # The host's private key goes through a file beside it; the authorized (public) key may be seen.
+    host_key = smbios_credential_file(HOST_KEY_CREDENTIAL, keys.host_key.read_bytes(),
+                                      keys.host_key.with_name(keys.host_key.name + ".smbios"))
+    return [*host_key, *smbios_credential(AUTHORIZED_KEYS_CREDENTIAL, keys.client_public.encode())]
 
 
 # ---- channels ---------------------------------------------------------------------------------------
@@ -175,7 +193,7 @@ def virtio_serial_channel(directory: Path, keys: SshKeys, *, readiness: bool = T
     """A virtio-serial port for SSH (and one for readiness), backed by qemu's unix sockets in `directory`."""
     ssh_socket, ready_socket = directory / "ssh.sock", directory / "ready.sock"
     args = ["-device", "virtio-serial-pci,id=imagebuild-serial"]
-    ports = [("ibssh", ssh_socket, PORT_SSH)] + ([("ibready", ready_socket, PORT_READY)] if readiness else [])
+    ports = [(SSH_CHARDEV, ssh_socket, PORT_SSH)] + ([("ibready", ready_socket, PORT_READY)] if readiness else [])
     for chardev, path, name in ports:
         args += ["-chardev", f"socket,id={chardev},path={path},server=on,wait=off",
                  "-device", f"virtserialport,bus=imagebuild-serial.0,chardev={chardev},name={name}"]

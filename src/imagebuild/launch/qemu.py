@@ -4,8 +4,10 @@
         subprocess.run(vm.argv)        # or Popen it and talk to its serial console
 
 qemu_machine prepares everything a boot needs in a scratch directory (an ephemeral copy of the disk, a
-Format=directory tree turned into an ext4 disk, writable firmware variables, QemuDrives=, a running swtpm)
-and removes it all afterwards; the argv already runs qemu from the tools tree when there is one.
+Format=directory tree served by virtiofsd from a throw-away overlay, or turned into an ext4 disk where there
+is no virtiofsd, RuntimeTrees= through virtiofsd, a RuntimeScratch= disk, writable firmware variables,
+QemuDrives=, a running swtpm) and stops and removes it all afterwards; the argv already runs qemu from the
+tools tree when there is one.
 
 Boot paths: disks boot through OVMF (UEFI; the Secure Boot build with empty variables when the image is
 signed, so systemd-boot can enroll its keys) or SeaBIOS (QemuFirmware=bios); trees, cpio archives and
@@ -20,8 +22,6 @@ import base64
 import contextlib
 import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +34,18 @@ from imagebuild.config.setting import Effect
 from imagebuild.config.support import refusals
 from imagebuild.errors import RunError
 from imagebuild.launch import firmware as fw
+from imagebuild.launch import runtime_scratch, virtiofs
 from imagebuild.launch.accel import accelerator_args as accelerator_args  # re-exported
 from imagebuild.launch.accel import choose as choose_accelerator
 from imagebuild.launch.accel import qemu_version
+from imagebuild.launch.disks import grow, qcow2_overlay, qemu_drives, scratch_copy, tree_to_ext4
 from imagebuild.launch.kvm import kvm_device_usable, kvm_works
 from imagebuild.launch.lifetime import make_scratch
 from imagebuild.launch.swtpm import Swtpm, swtpm_available
+from imagebuild.launch.virtiofs import Virtiofsd
 from imagebuild.log import logger
 from imagebuild.tools.run import find_tool, tools_tree_wrapper
+from imagebuild.tools.virtiofsd import find_virtiofsd
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -51,13 +55,6 @@ DISK_FORMATS = frozenset({"disk", "esp", "uki"})
 BOOTABLE_FORMATS = DISK_FORMATS | fw.DIRECT_BOOT_FORMATS
 
 SCRATCH_PREFIX = "imagebuild-qemu-"
-
-# Settings the qemu launcher cannot honour on this builder yet; they are refused before booting.
-UNSUPPORTED_WITH_QEMU = {
-    "RuntimeTrees": "needs virtiofs",
-    "RuntimeScratch": "needs virtiofs",
-}
-
 
 @dataclass
 class QemuOptions:
@@ -92,6 +89,8 @@ class QemuMachine:
     disk: Path | None
     scratch: Path
     swtpm: Swtpm | None = None
+    # One per virtiofs share (the root of a directory image, RuntimeTrees=), running.
+    virtiofsd: list[Virtiofsd] = field(default_factory=list)
     temporary: list[Path] = field(default_factory=list)
     # One line: which accelerator and why (also logged).
     accelerator_note: str = ""
@@ -117,9 +116,6 @@ def check_bootable(config: Config) -> None:
     found = refusals(config, {Effect.RUNTIME})
     if found:
         raise RunError("\n".join(str(r) for r in found))
-    for name, reason in UNSUPPORTED_WITH_QEMU.items():
-        if name in config.non_default:
-            raise RunError(f"not supported yet with the qemu verb: {name}= ({reason})")
     if "RuntimeNetwork" in config.non_default and config.runtime_network == Network.interface:
         raise RunError("not supported yet with the qemu verb: RuntimeNetwork=interface (no tap device here)")
 
@@ -158,90 +154,29 @@ def direct_boot_files(config: Config, kernel_override: Path | None) -> tuple[Pat
     )
 
 
-# ---- disks ------------------------------------------------------------------------------------------
-
-
-def tree_size(tree: Path) -> int:
-    output = subprocess.run(["du", "-sx", "--block-size=1", os.fspath(tree)], capture_output=True, text=True,
-                            check=False).stdout
-    try:
-        return int(output.split()[0])
-    except (IndexError, ValueError):
-        raise RunError(f"cannot measure the size of {tree}") from None
-
-
-def tree_to_ext4(tree: Path, target: Path, *, minimum_size: int | None, tools_tree: Path | None) -> None:
-    """A Format=directory tree as an ext4 file system qemu can boot from (no mount needed)."""
-    from imagebuild.tools.run import run
-
-    size = max(tree_size(tree) * 13 // 10 + (256 << 20), minimum_size or 0)
-    with open(target, "wb") as f:
-        f.truncate(size)
-    mkfs = find_tool("mkfs.ext4", package="e2fsprogs", tools_tree=tools_tree)
-    run([mkfs, "-q", "-F", "-L", "root", "-d", tree, target], what="mkfs.ext4", tools_tree=tools_tree)
-
-
-def scratch_copy(source: Path, target: Path) -> None:
-    """A copy for one boot; reflinked where the file system can, sparse elsewhere."""
-    result = subprocess.run(["cp", "--reflink=auto", "--sparse=always", os.fspath(source), os.fspath(target)],
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RunError(f"cannot copy {source} for an ephemeral boot: {result.stderr.strip()}")
-
-
-def qcow2_overlay(image: Path, overlay: Path, *, size: int | None, tools_tree: Path | None) -> None:
-    """A qcow2 file whose unwritten blocks read from `image` (raw), which qemu then opens read-only."""
-    from imagebuild.tools.run import run
-
-    qemu_img = find_tool("qemu-img", package="qemu-utils", tools_tree=tools_tree)
-    argv: list[str | os.PathLike[str]] = [qemu_img, "create", "-q", "-f", "qcow2", "-F", "raw",
-                                          "-b", image.absolute(), overlay]
-    if size is not None and size > image.stat().st_size:
-        argv.append(str(size))  # RuntimeSize=: a bigger virtual disk the guest's repart can grow into
-    run(argv, what="qemu-img create", tools_tree=tools_tree)
-
-
-def grow(disk: Path, size: int | None) -> None:
-    """RuntimeSize=: grow the disk file (the guest's systemd-repart can then grow its partitions)."""
-    if size is not None and disk.stat().st_size < size:
-        os.truncate(disk, size)
-
-
-def qemu_drives(config: Config, scratch: Path) -> tuple[list[str], list[Path]]:
-    """QemuDrives=: a sparse file per drive (in its directory, else the scratch directory)."""
-    args: list[str] = []
-    files: list[Path] = []
-    for drive in config.qemu_drives:
-        directory = Path(drive.directory) if drive.directory else scratch
-        fd, name = tempfile.mkstemp(prefix=f"qemu-drive-{drive.id}-", dir=directory)
-        os.ftruncate(fd, drive.size)
-        os.close(fd)
-        files.append(Path(name))
-        spec = f"if=none,id={drive.id},file={name},format=raw,cache=unsafe"
-        if drive.options:
-            spec += f",{drive.options}"
-        args += ["-drive", spec]
-    return args, files
-
-
 # ---- the command line -------------------------------------------------------------------------------
 
 
-def smbios_credentials(config: Config) -> list[str]:
-    """Credentials= as SMBIOS type 11 strings, which systemd in the guest imports."""
+def smbios_credentials(config: Config, *, fstab: Sequence[str] = ()) -> list[str]:
+    """Credentials= as SMBIOS type 11 strings, which systemd in the guest imports; `fstab` lines are added
+    to the fstab.extra credential."""
+    credentials = dict(config.credentials)
+    if fstab:
+        credentials["fstab.extra"] = "".join(f"{line}\n" for line in [credentials.get("fstab.extra", ""), *fstab]
+                                             if line)
     args = []
-    for name, value in sorted(config.credentials.items()):
+    for name, value in sorted(credentials.items()):
         encoded = base64.b64encode(value.encode()).decode()
         args += ["-smbios", f"type=11,value=io.systemd.credential.binary:{name}={encoded}"]
     return args
 
 
-def direct_boot_cmdline(config: Config, *, root: str | None) -> str:
+def direct_boot_cmdline(config: Config, *, root: str | None, rootfstype: str | None = None) -> str:
     words = list(config.kernel_command_line)
     if not any(w.startswith("console=") for w in words):
         words.append("console=ttyS0")
     if root is not None and not any(w.startswith("root=") for w in words):
-        words += [f"root={root}", "rw"]
+        words += [f"root={root}", *([f"rootfstype={rootfstype}"] if rootfstype else []), "rw"]
     words += config.kernel_command_line_extra
     return " ".join(words)
 
@@ -307,14 +242,21 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
     fmt = str(config.format)
     if fmt == "uki" and firmware in (QemuFirmware.linux, QemuFirmware.bios):
         raise RunError(f"QemuFirmware={firmware} cannot boot a UKI; use QemuFirmware=uefi")
+    # virtiofs: a directory image's root (where there is a virtiofsd) and RuntimeTrees=, checked before any work.
+    virtiofsd = find_virtiofsd(tools_tree)
+    shares = virtiofs.plan_shares(config, image, virtiofsd)
     own_scratch = options.scratch is None
     scratch = make_scratch(paths.workspace_parent(config), SCRATCH_PREFIX) if options.scratch is None \
         else options.scratch
     machine: QemuMachine | None = None
+    daemons: list[Virtiofsd] = []
     try:
         argv = [*(tools_tree_wrapper(tools_tree) if tools_tree else []), qemu]
-        argv += ["-machine", "q35" + (",smm=on" if firmware == QemuFirmware.uefi_secure_boot else ""),
+        argv += ["-machine", "q35" + (",smm=on" if firmware == QemuFirmware.uefi_secure_boot else "")
+                 + (",memory-backend=mem" if shares else ""),
                  "-m", config.qemu_mem, "-no-user-config", "-nodefaults"]
+        if shares:
+            argv += virtiofs.memory_args(config.qemu_mem)
         ephemeral = config.ephemeral if options.ephemeral is None else options.ephemeral
 
         # The disk, and how it boots.
@@ -322,7 +264,10 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
         kernel: Path | None = None
         initrd: Path | None = None
         root: str | None = None
-        if fmt == "directory":
+        rootfstype: str | None = None
+        if virtiofs.root_share(shares) is not None:
+            root, rootfstype = virtiofs.ROOT_TAG, "virtiofs"
+        elif fmt == "directory":
             disk = scratch / "root.ext4"
             tree_to_ext4(image, disk, minimum_size=config.runtime_size, tools_tree=tools_tree)
             root = "/dev/vda"
@@ -364,7 +309,7 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
             if initrd is not None:
                 argv += ["-initrd", os.fspath(initrd)]
             if firmware == QemuFirmware.linux or fmt == "cpio":
-                argv += ["-append", direct_boot_cmdline(config, root=root)]
+                argv += ["-append", direct_boot_cmdline(config, root=root, rootfstype=rootfstype)]
         if disk is not None:
             disk_format = "qcow2" if disk.suffix == ".qcow2" else "raw"
             if config.qemu_cdrom:
@@ -375,12 +320,16 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
                          "-device", "virtio-blk-pci,drive=image,bootindex=1"]
         drive_args, drive_files = qemu_drives(config, scratch)
         argv += drive_args
+        fstab = virtiofs.fstab_lines(shares)
+        if runtime_scratch.wanted(config):
+            argv += runtime_scratch.qemu_args(runtime_scratch.make_scratch_disk(scratch, tools_tree))
+            fstab.append(runtime_scratch.FSTAB_LINE)
 
         if firmware != QemuFirmware.linux and config.kernel_command_line_extra:
             # systemd-stub (v254+) appends this to the UKI's command line.
             extra = " ".join(config.kernel_command_line_extra)
             argv += ["-smbios", f"type=11,value=io.systemd.stub.kernel-cmdline-extra={extra}"]
-        argv += smbios_credentials(config)
+        argv += smbios_credentials(config, fstab=fstab)
         argv += ["-device", "virtio-rng-pci"]
         network = config.runtime_network == Network.user if options.network is None else options.network
         argv += ["-nic", "user,model=virtio-net-pci"] if network else ["-nic", "none"]
@@ -388,7 +337,10 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
         argv += console_args(options)
 
         machine = QemuMachine(argv, accelerator.name, firmware, disk, scratch, temporary=drive_files,
-                              accelerator_note=accelerator.note())
+                              accelerator_note=accelerator.note(), virtiofsd=daemons)
+        if virtiofsd is not None:
+            argv += virtiofs.start_daemons(shares, daemons, binary=virtiofsd, tools_tree=tools_tree,
+                                           directory=scratch)
         if want_swtpm(config, firmware, tools_tree):
             machine.swtpm = Swtpm(scratch / "swtpm", tools_tree)
             machine.swtpm.start()
@@ -397,6 +349,8 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
         argv += list(options.extra_args)
         yield machine
     finally:
+        for daemon in daemons:
+            daemon.stop()
         if machine is not None:
             if machine.swtpm is not None:
                 machine.swtpm.stop()

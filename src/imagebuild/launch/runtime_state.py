@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,13 +71,21 @@ def read_state(config: Config) -> RuntimeState:
     return state
 
 
-def run_recorded(config: Config, state: RuntimeState, argv: list[str]) -> int:
-    """Run a machine's process on this terminal until it exits, with its runtime record there meanwhile."""
+def run_recorded(config: Config, state: RuntimeState, argv: list[str],
+                 enter: Callable[[], None] | None = None) -> int:
+    """Run a machine's process on this terminal until it exits, with its runtime record there meanwhile;
+    `enter` runs in the child before the exec (e.g. to move it into the machine's cgroup)."""
+
+    def preexec() -> None:
+        die_with_parent()
+        if enter is not None:
+            enter()
+
     write_state(config, state)
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        process = subprocess.Popen(argv, preexec_fn=die_with_parent)
+        process = subprocess.Popen(argv, preexec_fn=preexec)
         try:
             return process.wait()
         finally:

@@ -9,18 +9,25 @@ import subprocess
 import uuid
 from pathlib import Path
 
+from imagebuild.config.enums import ConfigFeature
 from imagebuild.errors import BuildError
+from imagebuild.tools import subvolumes
 
 
 def _copy(source: Path, destination: Path) -> None:
-    if source.is_dir() and not source.is_symlink():
+    if subvolumes.is_subvolume(source) and subvolumes.on_btrfs(destination.parent):
+        # A subvolume (UseSubvolumes=) stays one on another btrfs file system.
+        subvolumes.copy_tree(source, destination, ConfigFeature.auto)
+    elif source.is_dir() and not source.is_symlink():
         subprocess.run(["cp", "-a", "--reflink=auto", os.fspath(source), os.fspath(destination)], check=True)
     else:
         shutil.copy2(source, destination, follow_symlinks=False)
 
 
 def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
+    if subvolumes.is_subvolume(path):
+        subvolumes.remove_subvolumes(path)
+    elif path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild.boot.kernel import find_kernels
+from imagebuild.boot.microcode import build_microcode_initrd
 from imagebuild.boot.uki import UkiRequest, build_uki, image_stub, os_release, want_signed_pcrs
 from imagebuild.errors import BuildError
 from imagebuild.outputs.archive import make_cpio
@@ -37,8 +38,9 @@ def produce(context: Context) -> list[Path]:
     initrd = compress(make_cpio(root, context.artifacts / "image.cpio"), str(config.compress_output),
                       config.compress_level)
     output = context.staging / uncompressed_name(config)
+    microcode = build_microcode_initrd(context)
     request = UkiRequest(
-        kernel=kernels[0], initrds=[initrd, *(Path(p) for p in config.initrds)],
+        kernel=kernels[0], initrds=[*([microcode] if microcode else []), initrd, *(Path(p) for p in config.initrds)],
         cmdline=list(config.kernel_command_line), os_release=os_release(root), output=output,
         stub=image_stub(context), sign=config.secure_boot, sign_pcrs=want_signed_pcrs(context),
     )

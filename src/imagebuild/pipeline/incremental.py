@@ -10,17 +10,16 @@ scripts, output settings) may change and the cache is still used. -ff removes th
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
+from imagebuild.config.enums import ConfigFeature
 from imagebuild.config.setting import Effect
 from imagebuild.log import logger
 from imagebuild.pipeline.inputs import Inputs, digest_of, gather
 from imagebuild.tools.mounts import remove_tree
-from imagebuild.tools.run import run
+from imagebuild.tools.subvolumes import copy_tree
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -62,14 +61,14 @@ def cache_files(config: Config) -> list[Path]:
     return list(found) if found is not None else []
 
 
-def copy_contents(source: Path, destination: Path) -> None:
-    """cp -a with reflinks where the file system has them (never shutil.copytree on an image root)."""
-    destination.mkdir(parents=True, exist_ok=True)
-    run(["cp", "-a", "--reflink=auto", f"{source}/.", os.fspath(destination)], what=f"copying {source}")
+def copy_contents(source: Path, destination: Path, use_subvolumes: ConfigFeature = ConfigFeature.disabled) -> None:
+    """cp -a with reflinks where the file system has them (never shutil.copytree on an image root); a btrfs
+    snapshot instead when source is a subvolume and UseSubvolumes= allows it."""
+    copy_tree(source, destination, use_subvolumes)
 
 
-def usable(config: Config) -> bool:
-    """Whether a cached image matches this config (restore() copies it in); logs why not."""
+def usable(config: Config, *, log: bool = True) -> bool:
+    """Whether a cached image matches this config (restore() copies it in); logs why not (if log)."""
     found = _cache_paths(config)
     if not config.incremental or found is None:
         return False
@@ -77,14 +76,16 @@ def usable(config: Config) -> bool:
     try:
         recorded = json.loads(record.read_text())
     except (OSError, ValueError):
-        logger.info("No cached image yet: installing (Incremental=yes will cache it in %s)", root.parent)
+        if log:
+            logger.info("No cached image yet: installing (Incremental=yes will cache it in %s)", root.parent)
         return False
     if recorded.get("key") != cache_key(config) or not root.is_dir():
         before = recorded.get("settings", {})
         now = install_settings(config)
         changed = sorted(k for k in {*before, *now} if before.get(k) != now.get(k))
         what = ", ".join(f"{k}=" for k in changed) if changed else "the content of skeleton trees or scripts"
-        logger.info("The cached image is out of date (%s changed): installing again", what)
+        if log:
+            logger.info("The cached image is out of date (%s changed): installing again", what)
         return False
     return True
 
@@ -95,9 +96,10 @@ def restore(context: Context) -> None:
     assert found is not None
     root, overlay, _ = found
     logger.info("Reusing the cached image %s", root)
-    copy_contents(root, context.root)
+    feature = context.config.use_subvolumes
+    copy_contents(root, context.root, feature)
     if overlay.is_dir():
-        copy_contents(overlay, context.build_overlay)
+        copy_contents(overlay, context.build_overlay, feature)
 
 
 def drop(config: Config) -> None:
@@ -121,10 +123,10 @@ def save(context: Context) -> None:
     staged_overlay = overlay.with_name(overlay.name + ".new")
     for stale in (staged_root, staged_overlay):
         if stale.exists():
-            shutil.rmtree(stale)
-    copy_contents(context.root, staged_root)
+            remove_tree(stale)
+    copy_contents(context.root, staged_root, config.use_subvolumes)
     if context.build_overlay.is_dir() and any(context.build_overlay.iterdir()):
-        copy_contents(context.build_overlay, staged_overlay)
+        copy_contents(context.build_overlay, staged_overlay, config.use_subvolumes)
         staged_overlay.rename(overlay)
     staged_root.rename(root)
     staged_record = record.with_name(record.name + ".new")

@@ -1,15 +1,18 @@
 """Digests of what a build reads, derived from the settings table: the image cache key (config_digest,
 used by pytest_mkosi's image cache) and Incremental='s key (pipeline/incremental.py).
 
-A digest covers imagebuild's version, the value of every setting whose effect (Setting.effect) is wanted
-and whose value matters to this build (Setting.matters), and the content of every file and tree such a
-setting names (Files.CONTENT). Paths inside the configuration tree are named relative to it, so that a copy
-of the tree elsewhere has the same digest; paths outside it keep their names. Both are hashed by content.
-The places a build writes into (Files.LOCATION: outputs, caches, workspace) are skipped inside such trees.
+A digest covers imagebuild's version and code (builder_digest: a changed builder may build another image
+from the same config, so a cached result of an older one is stale), the value of every setting whose effect
+(Setting.effect) is wanted and whose value matters to this build (Setting.matters), and the content of every
+file and tree such a setting names (Files.CONTENT). Paths inside the configuration tree are named relative
+to it, so that a copy of the tree elsewhere has the same digest; paths outside it keep their names. Both are
+hashed by content. The places a build writes into (Files.LOCATION: outputs, caches, workspace) are skipped
+inside such trees.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -186,10 +189,29 @@ def settings_json(settings: dict[str, Any]) -> str:
     return json.dumps(settings, sort_keys=True)
 
 
+# Parts of imagebuild that only run machines, never build: their changes keep the caches.
+_RUNTIME_ONLY = ("launch",)
+
+
+@functools.cache
+def builder_digest() -> str:
+    """sha256 over the source of the imagebuild that is running (its version alone does not change between
+    development commits), without the parts that only run machines."""
+    package = Path(imagebuild.__file__).parent
+    digest = hashlib.sha256(f"imagebuild {imagebuild.__version__}\0".encode())
+    for path in sorted(package.rglob("*")):
+        rel = path.relative_to(package)
+        if path.is_file() and "__pycache__" not in rel.parts and rel.parts[0] not in _RUNTIME_ONLY \
+                and path.suffix != ".pyc":
+            digest.update(f"{rel}\0".encode())
+            _hash_file(digest, path)
+    return digest.hexdigest()
+
+
 def digest_of(inputs: Inputs) -> str:
-    """sha256 over imagebuild's version, the settings and the content of the files of inputs."""
+    """sha256 over imagebuild's code, the settings and the content of the files of inputs."""
     digest = hashlib.sha256()
-    digest.update(f"imagebuild {imagebuild.__version__}\0".encode())
+    digest.update(f"imagebuild {builder_digest()}\0".encode())
     digest.update(settings_json(inputs.settings).encode())
     for name, path in inputs.files:
         hash_tree(digest, path, name, inputs.skip)

@@ -89,7 +89,7 @@ def repository_metadata_digest(context: Context) -> str | None:
 
 def entry_for(context: Context) -> Entry | None:
     """The entry this build would use or write; None if the install cache does not apply to it."""
-    if not context.install_cache:
+    if not context.install_cache or not context.config.install_cache:  # --no-install-cache, InstallCache=no
         return None
     metadata = repository_metadata_digest(context)
     if metadata is None:
@@ -120,9 +120,10 @@ def restore(context: Context, entry: Entry) -> bool:
         if not entry.complete():
             return False
         logger.info("Reusing the installed tree %s", entry.path)
-        incremental.copy_contents(entry.root, context.root)
+        feature = context.config.use_subvolumes
+        incremental.copy_contents(entry.root, context.root, feature)
         if entry.build_overlay.is_dir():
-            incremental.copy_contents(entry.build_overlay, context.build_overlay)
+            incremental.copy_contents(entry.build_overlay, context.build_overlay, feature)
         # The newest use decides what pruning keeps.
         os.utime(entry.path / "entry.json")
     return True
@@ -134,9 +135,11 @@ def save(context: Context, entry: Entry) -> None:
         return
     staged = Entry(entry.path.with_name(f"{entry.path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"))
     try:
-        incremental.copy_contents(context.root, staged.root)
+        feature = context.config.use_subvolumes
+        staged.path.mkdir(parents=True)
+        incremental.copy_contents(context.root, staged.root, feature)
         if context.build_overlay.is_dir() and any(context.build_overlay.iterdir()):
-            incremental.copy_contents(context.build_overlay, staged.build_overlay)
+            incremental.copy_contents(context.build_overlay, staged.build_overlay, feature)
         record = {"key": entry.path.name, "settings": incremental.install_settings(context.config)}
         (staged.path / "entry.json").write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
         try:

@@ -35,11 +35,14 @@ from imagebuild.pipeline import (
     scripts,
     selinux,
     support,
+    sync_scripts,
     system_setup,
     tool_checks,
     trees,
+    update_done,
 )
 from imagebuild.pipeline.workspace_check import check_workspace
+from imagebuild.tools.search_paths import extra_search_paths
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -63,6 +66,9 @@ class BuildResult:
 def _install_distribution(context: Context) -> None:
     distribution_for(context.config).install(context)
 
+
+# Before the build (mkosi v22 runs them first): what they change in the sources counts for the caches.
+SYNC: Stage = ("run sync scripts", sync_scripts.run_sync_scripts)
 
 # Steps 1-3: before the image's own content.
 PREPARE_WORKSPACE: list[Stage] = [
@@ -103,6 +109,8 @@ CUSTOMIZE: list[Stage] = [
     ("remove SSH host keys", host_keys.remove_host_keys),
     ("relabel files for SELinux", selinux.relabel),
     ("run finalize scripts", scripts.run_finalize_scripts),
+    # After the finalize scripts, the last step that may change libraries, users or hwdb files.
+    ("mark /etc and /var up to date with /usr (ConditionNeedsUpdate=)", update_done.mark_up_to_date),
     ("keep only the changes to the base trees (Overlay=)", strip_base_trees),
     ("write partitions (first systemd-repart pass, for the verity root hash)", write_partitions_before_esp),
     ("build unified kernel images", uki.build_unified_kernel_images),
@@ -159,6 +167,8 @@ def run_stages(context: Context) -> None:
     """Steps 1-28 of the execution flow; the caller writes the output format."""
     config = context.config
     tool_checks.after_default_tools_tree(config, context.tools_tree)
+    if config.sync_scripts:
+        _run([SYNC], context)
     reusable = config.incremental and incremental.usable(config)
     if reusable and not _needs_metadata_after_install(config):
         # The cached image already holds the base trees and nothing will be installed: skipping the
@@ -199,6 +209,14 @@ def build_image(config: Config, *, force: int = 0, keep_workspace_on_failure: bo
                 debug_shell: bool = False, build_script_arguments: tuple[str, ...] = (),
                 use_install_cache: bool = True) -> BuildResult:
     """Build one image and publish its artifacts atomically into the output directory."""
+    with extra_search_paths(config):
+        return _build_image(config, force=force, keep_workspace_on_failure=keep_workspace_on_failure,
+                            debug_shell=debug_shell, build_script_arguments=build_script_arguments,
+                            use_install_cache=use_install_cache)
+
+
+def _build_image(config: Config, *, force: int, keep_workspace_on_failure: bool, debug_shell: bool,
+                 build_script_arguments: tuple[str, ...], use_install_cache: bool) -> BuildResult:
     preflight(config)
     destination = output_path(config)
     main_name = naming.artifact_name(config)

@@ -35,6 +35,7 @@ CHROOT_SUFFIX = ".chroot"
 
 def configured_scripts(config: Config, kind: ScriptKind) -> list[Path]:
     scripts: list[Path] = {
+        ScriptKind.sync: config.sync_scripts,
         ScriptKind.prepare: config.prepare_scripts,
         ScriptKind.build: config.build_scripts,
         ScriptKind.postinst: config.postinst_scripts,
@@ -66,7 +67,7 @@ def _helpers_dir(context: Context) -> Path:
     return target
 
 
-def _config_json(context: Context) -> Path:
+def config_json(context: Context) -> Path:
     from imagebuild.config import to_json_dict
 
     path = context.workspace / "script-config.json"
@@ -102,13 +103,15 @@ def build_overlay_mounted(context: Context) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def _build_sources(context: Context) -> Iterator[list[Mount]]:
-    """BuildSources= as mounts below /work/src, parents first; with BuildSourcesEphemeral= on overlays."""
+def build_sources(context: Context, *, ephemeral_allowed: bool = True) -> Iterator[list[Mount]]:
+    """BuildSources= as mounts below /work/src, parents first; with BuildSourcesEphemeral= on overlays
+    (unless not ephemeral_allowed: sync scripts update the real sources)."""
     config = context.config
     specs = sorted(config.build_sources, key=lambda s: str(s.target or ""))
     ephemeral = context.workspace / "sources"
+    use_overlays = config.build_sources_ephemeral and ephemeral_allowed
     with contextlib.ExitStack() as stack:
-        if config.build_sources_ephemeral:
+        if use_overlays:
             # Registered first, so it runs after the overlays are unmounted: their changes are dropped.
             stack.callback(shutil.rmtree, ephemeral, True)
         mounts = []
@@ -117,7 +120,7 @@ def _build_sources(context: Context) -> Iterator[list[Mount]]:
             if not source.is_dir():
                 raise BuildError(f"BuildSources={spec}: {source} is not a directory")
             target = script_env.SRC / (spec.target or "")
-            if config.build_sources_ephemeral:
+            if use_overlays:
                 base = ephemeral / str(index)
                 source = stack.enter_context(_overlay(source, base / "upper", base / "work", base / "merged"))
             mounts.append(Mount(source, target))
@@ -127,6 +130,7 @@ def _build_sources(context: Context) -> Iterator[list[Mount]]:
 # ---- Running one script.
 
 _LABELS = {
+    ScriptKind.sync: "sync script",
     ScriptKind.prepare: "prepare script",
     ScriptKind.build: "build script",
     ScriptKind.postinst: "post-installation script",
@@ -141,7 +145,7 @@ def _host_path() -> str:
 
 
 def script_mounts(context: Context, kind: ScriptKind, script: Path, sources: Sequence[Mount],
-                  config_json: Path) -> list[Mount]:
+                  config_file: Path) -> list[Mount]:
     """What a script sees writable (and its own file and the config, read-only), in mount order."""
     mounts = [Mount(context.workspace, context.workspace), *sources]
     if kind is ScriptKind.build:
@@ -151,7 +155,7 @@ def script_mounts(context: Context, kind: ScriptKind, script: Path, sources: Seq
     if kind is not ScriptKind.prepare:
         mounts.append(Mount(context.staging, script_env.OUT))
     mounts += [
-        Mount(config_json, script_env.CONFIG_JSON, read_only=True),
+        Mount(config_file, script_env.CONFIG_JSON, read_only=True),
         Mount(script, kind.mount_point, read_only=True),
     ]
     return mounts
@@ -180,7 +184,7 @@ def script_argv(context: Context, kind: ScriptKind, script: Path, command: Seque
     })
     if "TERM" in os.environ:
         env.setdefault("TERM", os.environ["TERM"])
-    mounts = script_mounts(context, kind, script, sources, _config_json(context))
+    mounts = script_mounts(context, kind, script, sources, config_json(context))
     return sandbox_argv(command, mounts=mounts, env=env, network=network, cwd=script_env.SRC,
                         keep_visible=_runtime_paths())
 
@@ -223,7 +227,7 @@ def run_scripts(context: Context, kind: ScriptKind, arguments: Sequence[str], *,
         return
     check_scripts(context.config)
     context.staging.mkdir(parents=True, exist_ok=True)
-    with _build_sources(context) as sources, script_packages.serving(context, buildroot):
+    with build_sources(context) as sources, script_packages.serving(context, buildroot):
         for script in scripts:
             run_script(context, kind, script, arguments, buildroot=buildroot, sources=sources)
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from imagebuild.errors import BuildError
 from imagebuild.tools.run import run
+from imagebuild.tools.subvolumes import copy_tree as copy_tree_or_snapshot
 
 if TYPE_CHECKING:
     from imagebuild.config import TreeSpec
@@ -53,9 +54,9 @@ def install_base_trees(context: Context) -> None:
         if not source.exists():
             raise BuildError(f"BaseTrees={source}: no such file or directory")
         if source.is_dir():
-            context.root.mkdir(parents=True, exist_ok=True)
-            # Unlike skeleton and extra trees, a base tree is an OS tree: its owners are the image's.
-            run(["cp", "-a", "--reflink=auto", f"{source}/.", os.fspath(context.root)], what=f"copying {source}")
+            # Unlike skeleton and extra trees, a base tree is an OS tree: its owners are the image's. A base
+            # tree that is a subvolume is snapshotted (UseSubvolumes=) when it is the first.
+            copy_tree_or_snapshot(source, context.root, context.config.use_subvolumes)
         elif source.name.endswith(TAR_SUFFIXES):
             copy_tree(source, context.root)
         else:

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
+from imagebuild.config.enums import ConfigFeature
 from imagebuild.errors import BuildError
+from imagebuild.tools.mounts import filesystem_type
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
@@ -84,25 +86,6 @@ METADATA_PROBES = (
 )
 
 
-def filesystem_type(path: Path) -> str:
-    """The type of the file system `path` is on, from /proc/self/mounts (longest matching mount point)."""
-    best, kind = "", "unknown"
-    resolved = os.fspath(path.resolve())
-    try:
-        lines = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return kind
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        mountpoint = fields[1].replace("\\040", " ")
-        inside = resolved == mountpoint or resolved.startswith(mountpoint.rstrip("/") + "/")
-        if inside and len(mountpoint) >= len(best):
-            best, kind = mountpoint, fields[2]
-    return kind
-
-
 def failed_probes(directory: Path, probes: tuple[Probe, ...]) -> list[tuple[Probe, OSError]]:
     """The probes that fail on a scratch file in directory."""
     failures: list[tuple[Probe, OSError]] = []
@@ -122,6 +105,25 @@ def failed_probes(directory: Path, probes: tuple[Probe, ...]) -> list[tuple[Prob
     return failures
 
 
+def check_subvolumes(config: Config) -> None:
+    """UseSubvolumes=yes: the image root is made a subvolume in the workspace and, with Format=directory,
+    stays one in the output directory; both must be on btrfs (mkosi v22 failed at the end otherwise).
+    With Overlay=yes the root is a plain directory (a subvolume as an overlay's upper directory fails)."""
+    if config.use_subvolumes != ConfigFeature.enabled or config.overlay:
+        return
+    places = [("WorkspaceDirectory", paths.workspace_parent(config))]
+    if str(config.format) == "directory":
+        places.append(("OutputDirectory", paths.output_directory(config)))
+    for setting, directory in places:
+        kind = filesystem_type(directory)
+        if kind != "btrfs":
+            raise BuildError(
+                f"UseSubvolumes=yes: {setting}= {directory} is on {kind}, not on btrfs, so the image cannot be "
+                f"a btrfs subvolume there; set {setting}= to a directory on btrfs, or UseSubvolumes=auto "
+                "(subvolumes where possible)"
+            )
+
+
 def check_workspace(config: Config) -> None:
     """Fail with advice when the workspace's file system lacks what this build needs."""
     directory = paths.workspace_parent(config)
@@ -129,6 +131,7 @@ def check_workspace(config: Config) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise BuildError(f"WorkspaceDirectory=: cannot create {directory}: {e.strerror}") from None
+    check_subvolumes(config)
     probes: tuple[Probe, ...] = METADATA_PROBES
     if str(config.format) in REPART_FORMATS:
         probes = ALLOCATION_PROBES + probes

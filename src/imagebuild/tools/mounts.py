@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -28,6 +29,25 @@ def mounts_below(path: Path) -> list[Path]:
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
 
 
+def filesystem_type(path: Path) -> str:
+    """The type of the file system `path` is on, from /proc/self/mounts (longest matching mount point)."""
+    best, kind = "", "unknown"
+    resolved = os.fspath(path.resolve())
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mountpoint = fields[1].replace("\\040", " ")
+        inside = resolved == mountpoint or resolved.startswith(mountpoint.rstrip("/") + "/")
+        if inside and len(mountpoint) >= len(best):
+            best, kind = mountpoint, fields[2]
+    return kind
+
+
 def unmount_below(path: Path) -> None:
     for target in mounts_below(path):
         subprocess.run(["umount", "--lazy", os.fspath(target)], check=False, capture_output=True)
@@ -38,7 +58,17 @@ def remove_tree(path: Path) -> None:
     if not path.exists():
         return
     unmount_below(path)
+    _remove_subvolumes(path)
     subprocess.run(["rm", "-rf", "--one-file-system", os.fspath(path)], check=False)
+
+
+def _remove_subvolumes(path: Path) -> None:
+    # Imported here: subvolumes.py uses filesystem_type() of this module.
+    from imagebuild.tools.subvolumes import remove_subvolumes
+
+    # What is left is rm's to report.
+    with contextlib.suppress(OSError):
+        remove_subvolumes(path)
 
 
 TRASH_PREFIX = ".imagebuild-trash-"
@@ -54,6 +84,8 @@ def remove_tree_in_background(path: Path) -> None:
     if not path.exists():
         return
     unmount_below(path)
+    # Subvolumes go first (at once): rm --one-file-system would skip them.
+    _remove_subvolumes(path)
     trash = path.with_name(TRASH_PREFIX + path.name)
     try:
         os.rename(path, trash)

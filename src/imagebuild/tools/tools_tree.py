@@ -16,8 +16,9 @@ whole host file system is visible to them and host paths mean the same; paths be
 /usr/share/OVMF, /usr/lib/systemd/boot/efi) are the tree's.
 
 ToolsTree=default builds the tree with this builder's own pipeline (a Format=directory image of a derived
-config) into the cache directory, keyed by distribution, release, mirror, repositories and packages: a
-changed package list builds a new tree, an unchanged one is reused.
+config) into the cache directory, keyed by distribution, release, mirror, repositories, packages and the
+content of ToolsTreePackageManagerTrees= (the derived config's PackageManagerTrees=): a changed package
+list builds a new tree, an unchanged one is reused.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ DEBIAN_PACKAGES = (
     "openssh-client", "openssl", "ovmf", "policycoreutils", "python3-pefile", "qemu-system-x86", "qemu-utils",
     "sbsigntool", "seabios", "sed", "socat", "squashfs-tools", "strace", "swtpm", "swtpm-tools", "systemd",
     "systemd-boot-efi", "systemd-boot-tools", "systemd-container", "systemd-repart", "systemd-ukify", "tar",
-    "tpm2-tools", "udev", "util-linux", "xfsprogs", "xz-utils", "zstd",
+    "tpm2-tools", "udev", "util-linux", "virtiofsd", "xfsprogs", "xz-utils", "zstd",
 )
 
 # ToolsTreeRelease= defaults to the distribution's default release ("testing" for Debian); a moving
@@ -99,7 +100,7 @@ def tools_tree_spec(config: Config) -> dict[str, Any]:
             f"ToolsTree=default: not supported yet for ToolsTreeDistribution={distribution} "
             f"(supported: {', '.join(PACKAGES_BY_DISTRIBUTION)}); set ToolsTreeDistribution=debian"
         )
-    return {
+    spec: dict[str, Any] = {
         "layout": TREE_LAYOUT_VERSION,
         "distribution": distribution,
         "release": tools_tree_release(config),
@@ -107,6 +108,21 @@ def tools_tree_spec(config: Config) -> dict[str, Any]:
         "repositories": list(config.tools_tree_repositories),
         "packages": sorted({*defaults, *config.tools_tree_packages}),
     }
+    if config.tools_tree_package_manager_trees:
+        # Only when set, so that the names of trees built without them stay what they were.
+        spec["package_manager_trees"] = package_manager_trees_digest(config)
+    return spec
+
+
+def package_manager_trees_digest(config: Config) -> str:
+    """ToolsTreePackageManagerTrees= by content: changed apt configuration builds a new tree."""
+    # Imported here: the pipeline package imports this module.
+    from imagebuild.pipeline.inputs import hash_tree
+
+    digest = hashlib.sha256()
+    for tree in config.tools_tree_package_manager_trees:
+        hash_tree(digest, Path(tree.source), str(tree.target or "/"))
+    return digest.hexdigest()
 
 
 def tools_tree_name(spec: dict[str, Any]) -> str:
@@ -133,6 +149,8 @@ def derived_config(config: Config, spec: dict[str, Any], output_directory: Path,
         argv.append(f"--mirror={spec['mirror']}")
     if spec["repositories"]:
         argv.append("--repositories=" + ",".join(spec["repositories"]))
+    if config.tools_tree_package_manager_trees:
+        argv.append("--package-manager-tree=" + ",".join(str(t) for t in config.tools_tree_package_manager_trees))
     if config.workspace_directory is not None:
         argv.append(f"--workspace-dir={config.workspace_directory}")
     (output_directory / "config").mkdir(parents=True, exist_ok=True)

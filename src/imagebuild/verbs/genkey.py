@@ -1,7 +1,7 @@
 """genkey: make mkosi.key (mode 0600) and mkosi.crt in the configuration directory.
 
 The settings SecureBootKey=/SecureBootCertificate=, VerityKey=/VerityCertificate= and SshKey=/SshCertificate=
-pick these files up by default (config/settings.py: paths=("mkosi.key",) / ("mkosi.crt",)).
+pick these files up by default (the rows in config/table/: paths=("mkosi.key",) / ("mkosi.crt",)).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""help: the option and verb overview."""
+"""help (and -h, --help): the option and verb overview, through a pager on a terminal as in mkosi v22."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from imagebuild.config import format_help
+from imagebuild.tools.pager import page
 
 if TYPE_CHECKING:
     from imagebuild.config import Args, Config
@@ -13,5 +14,5 @@ NEEDS_CONFIG = False
 
 
 def run(args: Args, images: list[Config]) -> int:
-    print(format_help())
+    page(format_help(), args.pager)
     return 0

@@ -194,9 +194,9 @@ def test_output_name_from_image_id_and_version(tree: Tree) -> None:
 def test_non_default_lists_changed_settings(tree: Tree) -> None:
     from imagebuild.config import changed_settings, unsupported_settings
 
-    # (UseSubvolumes=yes: a setting the builder does not act on yet; SELinuxRelabel= was that example before.)
-    tree.write("mkosi.conf", "[Output]\nUseSubvolumes=yes\n[Content]\nWithDocs=yes\nPackages=a\n")
+    # (Include=mkosi-initrd: a value the builder does not act on yet; UseSubvolumes=yes was that example before.)
+    tree.write("mkosi.conf", "[Config]\nInclude=mkosi-initrd\n[Content]\nWithDocs=yes\nPackages=a\n")
     c = tree.one()
-    assert changed_settings(c) == ["UseSubvolumes", "Packages"]
-    assert unsupported_settings(c) == ["UseSubvolumes"]
-    assert unsupported_settings(c, supported={"UseSubvolumes"}) == ["Packages"]
+    assert changed_settings(c) == ["Include", "Packages"]
+    assert unsupported_settings(c) == ["Include"]
+    assert unsupported_settings(c, supported={"Include"}) == ["Packages"]

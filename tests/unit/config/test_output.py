@@ -8,7 +8,6 @@ from pathlib import Path
 
 from imagebuild.config import (
     SETTINGS,
-    format_documentation,
     format_help,
     format_json,
     format_summary,
@@ -98,18 +97,10 @@ def test_summary_is_grouped_by_section(tree: Tree) -> None:
     assert "Packages: a\n" in text
     assert "Image ID: x" in text
     assert "Root Password: (set)" in text and "topsecret" not in text
-    # Every setting has its line.
+    # Every setting of v22 has its line; our own (InstallCache=) have none, so the summary reads as v22's.
     for s in SETTINGS:
-        assert f"{s.label}: " in text, s.name
-
-
-def test_documentation_lists_every_setting() -> None:
-    for fmt in ("markdown", "man", "auto"):
-        doc = format_documentation(fmt)
-        for s in SETTINGS:
-            assert f"{s.name}=" in doc, (fmt, s.name)
-    assert "## [Content] section" in format_documentation("markdown")
-    assert "[CONTENT] SECTION" in format_documentation("man")
+        assert (f"{s.label}: " in text) != s.extension, s.name
+    assert any(s.extension for s in SETTINGS)
 
 
 def test_help_lists_every_option() -> None:

@@ -72,10 +72,13 @@ DOCUMENTED_OPTIONS = {
 
 
 def test_every_man_page_setting_is_in_its_section() -> None:
-    table = {section: [s.name for s in SETTINGS if s.section == section] for section in SECTIONS}
+    # Our own settings (extension=True) are not on v22's man page.
+    v22 = [s for s in SETTINGS if not s.extension]
+    table = {section: [s.name for s in v22 if s.section == section] for section in SECTIONS}
     for section, names in MAN_PAGE.items():
         assert sorted(table[section]) == sorted(names.split()), section
-    assert len(SETTINGS) == sum(len(n.split()) for n in MAN_PAGE.values())
+    assert len(v22) == sum(len(n.split()) for n in MAN_PAGE.values())
+    assert [s.name for s in SETTINGS if s.extension] == ["InstallCache"]
 
 
 @pytest.mark.parametrize(("name", "options"), sorted(DOCUMENTED_OPTIONS.items()))
