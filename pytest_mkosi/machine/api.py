@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from imagebuild.errors import RunError
 from pytest_mkosi.machine import files
 from pytest_mkosi.machine.console import Console
 from pytest_mkosi.machine.result import (
@@ -25,12 +26,15 @@ if TYPE_CHECKING:
     import paramiko
 
     from pytest_mkosi.machine.runner import Runner
+    from pytest_mkosi.transport.ssh import SshConnection
 
 __all__ = ["CommandFailed", "CommandResult", "CommandTimeout", "Machine", "as_command"]
 
 log = logging.getLogger("pytest_mkosi")
 
 DEFAULT_COMMAND_TIMEOUT = 300.0
+# How long a round trip may take before the SSH stream counts as stalled (Machine._recover_stream).
+STREAM_CHECK_SECONDS = 20.0
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
@@ -68,21 +72,47 @@ class Machine(Waits, Systemd, Tpm):
             probe = connection.run('printf %s "$BASH_VERSION"', timeout=30)
             self._login_bash = probe.returncode == 0 and probe.stdout != ""
         line = as_login_shell_line(cmd) if self._login_bash else as_command(cmd)
-        result = connection.run(line, timeout=limit, on_line=to_log if stream else None, display=display)
+        try:
+            result = connection.run(line, timeout=limit, on_line=to_log if stream else None, display=display)
+        except CommandTimeout:
+            self._recover_stream(connection)
+            raise
         log.debug("%s: %s -> %d in %.3fs", self.name, display, result.returncode, result.duration)
         return result
+
+    def _recover_stream(self, connection: SshConnection) -> None:
+        """After a command timed out: one round trip tells whether the SSH stream still moves (the command
+        was just slow) or stopped (a guest that lost a wake-up under TCG, a relay gone): then a new connection,
+        so that one stalled test does not fail all the tests after it."""
+        if not self.runner.is_running() or connection.settle(timeout=STREAM_CHECK_SECONDS):
+            return
+        log.warning("%s: the SSH connection stopped moving; connecting again", self.name)
+        try:
+            self.runner.reconnect(settle=False)
+        except (NotImplementedError, ConnectionError, TimeoutError, OSError, RunError) as e:
+            log.warning("%s: connecting again failed: %s", self.name, e)
 
     # -- files ---------------------------------------------------------------------------------------
 
     def copy_to(self, host_path: Path | str, guest_path: str) -> None:
         """Copy a host file or tree into the machine; `guest_path` is what it becomes."""
-        with self._sftp() as sftp:
-            files.copy_to(sftp, Path(host_path), guest_path)
+        connection = self.runner.connection()
+        try:
+            with self._sftp() as sftp:
+                files.copy_to(sftp, Path(host_path), guest_path)
+        except TimeoutError:
+            self._recover_stream(connection)
+            raise
 
     def copy_from(self, guest_path: str, host_path: Path | str) -> None:
         """Copy a file or tree out of the machine; `host_path` is what it becomes."""
-        with self._sftp() as sftp:
-            files.copy_from(sftp, guest_path, Path(host_path))
+        connection = self.runner.connection()
+        try:
+            with self._sftp() as sftp:
+                files.copy_from(sftp, guest_path, Path(host_path))
+        except TimeoutError:
+            self._recover_stream(connection)
+            raise
 
     def _sftp(self) -> paramiko.SFTPClient:
         sftp = self.ssh.open_sftp()

@@ -77,6 +77,11 @@ class Runner(abc.ABC):
     def ssh_command(self) -> str:
         """A command line a person can paste to reach this machine while it runs."""
 
+    def reconnect(self, *, timeout: float = 120.0, settle: bool = True) -> None:
+        """Hang up the SSH connection and make a new one to the running boot: after release_ssh(), or when
+        the stream stopped moving (Machine's backstop; `settle` False: no round trip before the hang-up)."""
+        raise NotImplementedError(f"the {self.kind} runner cannot reconnect")
+
     def runtime_record(self) -> RuntimeState | None:
         """Where `imagebuild ssh` reaches this machine while it runs on without the session (a kept machine):
         the record imagebuild.launch.runtime_state keeps, whose pid is the process that goes when the

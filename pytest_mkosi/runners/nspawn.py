@@ -280,6 +280,12 @@ class NspawnRunner(Runner):
                 raise ConnectionError(f"{self.name} does not answer over SSH: {e}") from None
             return self._ssh  # type: ignore[return-value]  # set by _connect
 
+    def reconnect(self, *, timeout: float = 120.0, settle: bool = True) -> None:
+        """A new connection (every connection to the socket meets a new sshd, so nothing needs settling)."""
+        self._close_ssh()
+        with self._connect_lock:
+            self._connect(timeout)
+
     def wait_rebooted(self, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self._changed:

@@ -32,13 +32,12 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
-from imagebuild.config import ConfigFeature
 from imagebuild.errors import RunError
 from imagebuild.launch import guest_ssh
 from imagebuild.launch import qemu as launch
 from imagebuild.launch.runtime_state import RuntimeState
 from imagebuild.launch.ssh_keys import SshKeys, make_keys
-from imagebuild.launch.vsock import free_cid, vhost_vsock_available
+from imagebuild.launch.vsock import free_cid, ssh_transport
 from pytest_mkosi.machine.runner import Runner
 from pytest_mkosi.machine.state import StateDir
 from pytest_mkosi.runners.qemu_boot import SupervisedBoot
@@ -53,7 +52,7 @@ from pytest_mkosi.runners.snapshot import (
     save_with_sshd_waiting,
     set_guest_clock,
 )
-from pytest_mkosi.transport.ssh import SocketFactory, SshConnection, unix_socket
+from pytest_mkosi.transport.ssh import SocketFactory, SshConnection, fresh_sshd_socket, unix_socket
 from pytest_mkosi.transport.vsock import notify_listener, vsock_socket
 
 if TYPE_CHECKING:
@@ -61,18 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pytest_mkosi")
 CONSOLE_TAIL_LINES = 40
-
-
-def choose_transport(config: Config) -> str:
-    """QemuVsock=: vsock when asked for or (auto) when /dev/vhost-vsock exists; else virtio-serial."""
-    if config.qemu_vsock == ConfigFeature.enabled:
-        if not vhost_vsock_available():
-            raise RunError("QemuVsock=yes: this host has no /dev/vhost-vsock (modprobe vhost_vsock); "
-                           "set QemuVsock=auto to use virtio-serial instead")
-        return "vsock"
-    if config.qemu_vsock == ConfigFeature.auto and vhost_vsock_available():
-        return "vsock"
-    return "virtio-serial"
 
 
 class QemuRunner(Runner):
@@ -105,7 +92,7 @@ class QemuRunner(Runner):
         self.network = network
         self.accelerator: str | None = None
         self.accelerator_note = ""
-        self.transport = choose_transport(self.config)
+        self.transport = ssh_transport(self.config)
         self.boot_id: str | None = None
         # Seconds from the last start() to its first SSH connection.
         self.boot_seconds: float | None = None
@@ -228,8 +215,10 @@ class QemuRunner(Runner):
 
     def _connect(self, deadline: float) -> None:
         assert self._keys is not None
-        self._ssh = SshConnection.to_machine(self._socket_factory(), self._keys,
-                                             timeout=max(1.0, deadline - time.monotonic()))
+        factory = self._socket_factory()
+        if self.transport == "virtio-serial":
+            factory = fresh_sshd_socket(factory, deadline=deadline)  # never the rest of an old session
+        self._ssh = SshConnection.to_machine(factory, self._keys, timeout=max(1.0, deadline - time.monotonic()))
 
     def _close_ssh(self) -> None:
         if self._ssh is not None:
@@ -237,10 +226,10 @@ class QemuRunner(Runner):
                 self._ssh.close()
             self._ssh = None
 
-    def _hang_up(self) -> None:
+    def _hang_up(self, *, settle: bool = True) -> None:
         """Close the runner's connection on purpose (the boot goes on): settled first (SshConnection.settle
-        says why) when the stream is a virtio-serial port."""
-        if self._ssh is not None and self.transport == "virtio-serial" and self._ssh.is_active():
+        says why) when the stream is a virtio-serial port (unless it is known to have stopped moving)."""
+        if settle and self._ssh is not None and self.transport == "virtio-serial" and self._ssh.is_active():
             self._ssh.settle()
         self._close_ssh()
 
@@ -293,17 +282,23 @@ class QemuRunner(Runner):
     def release_ssh(self, *, timeout: float = 120.0) -> None:
         """Close the runner's SSH connection and return once a fresh sshd waits on the port (it carries
         one stream: someone else can use it now, e.g. ssh_command()); connection() fails until reconnect()."""
-        self._hang_up()
+        # Forget old announcements before the hang-up: the next sshd may announce itself before a drain
+        # after it, and that announcement would be lost (a 120 s wait for one that already came).
         if self._ready is not None:
             self._ready.drain()
+        self._hang_up()
+        if self._ready is not None:
             self._ready.wait_boot(other_than=None, deadline=time.monotonic() + timeout, alive=self.is_running)
 
-    def reconnect(self, *, timeout: float = 120.0) -> None:
-        """A new SSH connection to the running boot (after release_ssh()), through a fresh sshd."""
-        self._hang_up()
-        deadline = time.monotonic() + timeout
+    def reconnect(self, *, timeout: float = 120.0, settle: bool = True) -> None:
+        """A new SSH connection to the running boot (after release_ssh(), or when the stream stopped moving:
+        `settle` False), through a fresh sshd."""
+        had_connection = self._ssh is not None
         if self._ready is not None:
-            self._ready.drain()
+            self._ready.drain()  # before the hang-up, as in release_ssh()
+        self._hang_up(settle=settle)
+        deadline = time.monotonic() + timeout
+        if self._ready is not None and had_connection:
             self._ready.wait_boot(other_than=None, deadline=deadline, alive=self.is_running)
         self._connect(deadline)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagebuild.errors import RunError
+from imagebuild.launch.serial_sshd import PrefixedSocket
 from pytest_mkosi.runners.qmp import Qmp, QmpError
 from pytest_mkosi.transport.ssh import SshConnection
 
@@ -117,20 +118,6 @@ class VmSnapshots:
 # then tells the guest nothing: connected before, connected now) and hands paramiko the saved banner first.
 
 SAVED_BANNER_TIMEOUT = 0.3
-
-
-class PrefixedSocket(socket.socket):
-    """A connected socket whose first reads return `prefix` (what the server sent before the snapshot)."""
-
-    def __init__(self, sock: socket.socket, prefix: bytes) -> None:
-        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        self._prefix = prefix
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if self._prefix:
-            data, self._prefix = self._prefix[:bufsize], self._prefix[bufsize:]
-            return data
-        return super().recv(bufsize, flags)
 
 
 def one_connection(sock: socket.socket, sent: bytes) -> Callable[[], socket.socket]:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import paramiko
 
+from imagebuild.launch.serial_sshd import PrefixedSocket, open_fresh_sshd
 from imagebuild.launch.ssh_keys import HOST_KEY_ALIAS, SshKeys
 from pytest_mkosi.machine.result import CommandResult, CommandTimeout
 
@@ -39,6 +40,10 @@ LineSink = Callable[[str, str], None]
 
 # How long after killing a timed out command we wait for its channel to close.
 KILL_GRACE = 5.0
+# After this many seconds in which the host sent nothing, it sends an SSH_MSG_IGNORE-like keepalive: under
+# TCG a guest's sshd on a virtio-serial port can miss the wake-up of a read and sleep on a request that has
+# arrived (every byte reached the port; sshd was in ppoll with no timeout); any later byte wakes it.
+KEEPALIVE_SECONDS = 2
 
 
 def unix_socket(path: Path, *, check: Callable[[], None] | None = None) -> SocketFactory:
@@ -57,6 +62,17 @@ def unix_socket(path: Path, *, check: Callable[[], None] | None = None) -> Socke
             sock.close()
             raise
         return sock
+
+    return connect
+
+
+def fresh_sshd_socket(factory: SocketFactory, *, deadline: float) -> SocketFactory:
+    """Connections to a virtio-serial port through `factory` that reach a fresh sshd (serial_sshd: never the
+    rest of an old session), with its banner replayed to paramiko."""
+
+    def connect() -> socket.socket:
+        sock, banner = open_fresh_sshd(factory, deadline=deadline)
+        return PrefixedSocket(sock, banner)
 
     return connect
 
@@ -103,6 +119,9 @@ class SshConnection:
                     banner_timeout=max(1.0, deadline - time.monotonic()),
                     auth_timeout=max(1.0, deadline - time.monotonic()),
                 )
+                transport = client.get_transport()
+                if transport is not None:
+                    transport.set_keepalive(KEEPALIVE_SECONDS)
                 return cls(client)
             except (OSError, paramiko.SSHException, EOFError) as e:
                 client.close()
@@ -182,21 +201,23 @@ class SshConnection:
         finally:
             channel.close()
 
-    def settle(self, *, timeout: float = 30.0) -> None:
+    def settle(self, *, timeout: float = 30.0) -> bool:
         """One round trip (a global request sshd answers, in order, after everything it queued before), so
         that nothing sshd had to send is still on its way: an idle sshd only answers. Before a voluntary
         hang-up on a virtio-serial port: a guest's write to a port whose host side has gone blocks until
         the next host connects, so an sshd caught writing (e.g. the host keys it announces right after the
         login, or its reply to a channel close) would never exit, and would then speak into the next
-        connection. A guest that does not answer within `timeout` is hung up on anyway."""
+        connection. A guest that does not answer within `timeout` is hung up on anyway. Returns whether it
+        answered (False also when the connection is closed): whether the stream still moves."""
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
-            return
+            return False
         # paramiko's wait has no timeout of its own.
         request = threading.Thread(target=transport.global_request, args=("keepalive@openssh.com",),
                                    kwargs={"wait": True}, daemon=True)
         request.start()
         request.join(timeout)
+        return not request.is_alive() and transport.is_active()
 
     def close(self) -> None:
         self.client.close()

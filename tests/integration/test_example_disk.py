@@ -158,8 +158,9 @@ def test_signatures(built: Built, tmp_path: Path) -> None:
 def test_boots_with_secure_boot_to_the_login_prompt(built: Built, tmp_path: Path) -> None:
     roothash = _roothash(_uki(built, tmp_path))
     log = tmp_path / "console.log"
+    # 600 s: TCG under CI's load (two workers, each booting qemu) once took more than 240 s to the prompt.
     child = pexpect.spawn(sys.executable, ["-m", "imagebuild", "-C", str(built.directory), "qemu"],
-                          cwd=str(ROOT), encoding="utf-8", codec_errors="replace", timeout=240)
+                          cwd=str(ROOT), encoding="utf-8", codec_errors="replace", timeout=600)
     child.logfile_read = log.open("w")
     try:
         child.expect(r"login:")

@@ -107,6 +107,25 @@ def test_ssh_command_reaches_the_machine_while_the_runner_is_not_connected(machi
         assert machine.connection().run("echo again").stdout == "again\n"
 
 
+def test_a_session_cut_while_sshd_writes_does_not_reach_the_next_client(machine: QemuRunner) -> None:
+    # OpenSSH killed while its sshd streams output: the guest may notice the hang-up late, and that sshd
+    # writes on into whoever connects next. The relay (and the runner) use a connection only once a fresh
+    # sshd's banner comes first (imagebuild.launch.serial_sshd).
+    machine.release_ssh()
+    ssh = shlex.split(machine.ssh_command())
+    try:
+        writer = subprocess.Popen([*ssh, "cat", "/dev/zero"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert writer.stdout is not None
+        assert len(writer.stdout.read(1 << 16)) == 1 << 16
+        writer.kill()
+        writer.wait()
+        out = subprocess.run([*ssh, "echo", "next"], capture_output=True, text=True, timeout=180, check=False)
+        assert out.returncode == 0 and out.stdout == "next\n", out.stderr
+    finally:
+        machine.reconnect()
+    assert machine.connection().run("echo runner").stdout == "runner\n"
+
+
 def test_reboot_reconnects(machine: QemuRunner) -> None:
     before = machine.boot_id
     # --no-block: the answer comes back before sshd goes down with the guest (as Machine.reboot() asks).

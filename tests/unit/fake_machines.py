@@ -19,6 +19,13 @@ class FakeConnection:
         self.respond = respond
         self.lines: list[str] = []
         self.timeouts: list[float | None] = []
+        # Whether a round trip gets an answer (False: the stream stopped moving), and how often one was made.
+        self.moving = True
+        self.settles = 0
+
+    def settle(self, *, timeout: float = 30.0) -> bool:
+        self.settles += 1
+        return self.moving
 
     def run(self, command: str, *, timeout: float | None = None, on_line: object = None,
             display: str | None = None) -> CommandResult:
@@ -60,6 +67,10 @@ class FakeRunner(Runner):
 
     def wait_rebooted(self, *, timeout: float) -> None:
         self.events.append("wait_rebooted")
+
+    def reconnect(self, *, timeout: float = 120.0, settle: bool = True) -> None:
+        self.events.append(f"reconnect settle={settle}")
+        self.conn.moving = True
 
     def power_off_hard(self) -> None:
         self.events.append("power_off_hard")

@@ -179,3 +179,28 @@ def test_console_waits_after_the_previous_match_and_strips_escapes(tmp_path: Pat
     assert "  OK  ] Started\n" in machine.console.console_log()
     machine.console.send_console("root\n")
     assert machine.runner.typed == ["root\n"]  # type: ignore[attr-defined]
+
+
+def test_a_timeout_on_a_stalled_stream_connects_again(tmp_path: Path) -> None:
+    def respond(line: str) -> tuple[int, str, str]:
+        raise CommandTimeout("sleep", 1.0)
+
+    machine = machine_answering(tmp_path, respond)
+    runner = machine.runner
+    assert isinstance(runner, FakeRunner)
+    runner.conn.moving = False  # the round trip after the timeout gets no answer
+    with pytest.raises(CommandTimeout):
+        machine.run("sleep 100", timeout=1)
+    assert runner.events == ["reconnect settle=False"]
+
+
+def test_a_timeout_on_a_moving_stream_keeps_the_connection(tmp_path: Path) -> None:
+    def respond(line: str) -> tuple[int, str, str]:
+        raise CommandTimeout("sleep", 1.0)
+
+    machine = machine_answering(tmp_path, respond)
+    runner = machine.runner
+    assert isinstance(runner, FakeRunner)
+    with pytest.raises(CommandTimeout):
+        machine.run("sleep 100", timeout=1)
+    assert runner.conn.settles == 1 and runner.events == []

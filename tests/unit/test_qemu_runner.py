@@ -17,9 +17,10 @@ from imagebuild.config import Config, load
 from imagebuild.errors import RunError
 from imagebuild.launch import guest_ssh as g
 from imagebuild.launch import runtime_state as rs
+from imagebuild.launch import vsock as vsock_module
+from imagebuild.launch.vsock import ssh_transport as choose_transport
 from imagebuild.verbs.ssh import command_line
-from pytest_mkosi.runners import qemu as runner_module
-from pytest_mkosi.runners.qemu import QemuRunner, choose_transport
+from pytest_mkosi.runners.qemu import QemuRunner
 from pytest_mkosi.runners.readiness import ReadyPort
 
 
@@ -153,18 +154,18 @@ def disk_config(tmp_path: Path, *args: str) -> tuple[Config, Path]:
 
 
 def test_transport_follows_qemuvsock_and_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "vhost_vsock_available", lambda: False)
+    monkeypatch.setattr(vsock_module, "vhost_vsock_available", lambda: False)
     assert choose_transport(disk_config(tmp_path)[0]) == "virtio-serial"
     with pytest.raises(RunError, match="no /dev/vhost-vsock"):
         choose_transport(disk_config(tmp_path, "--qemu-vsock=yes")[0])
-    monkeypatch.setattr(runner_module, "vhost_vsock_available", lambda: True)
+    monkeypatch.setattr(vsock_module, "vhost_vsock_available", lambda: True)
     assert choose_transport(disk_config(tmp_path)[0]) == "vsock"
     assert choose_transport(disk_config(tmp_path, "--qemu-vsock=no")[0]) == "virtio-serial"
 
 
 def test_runner_options_console_qmp_overlay(tmp_path: Path, keys: g.SshKeys,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "vhost_vsock_available", lambda: False)
+    monkeypatch.setattr(vsock_module, "vhost_vsock_available", lambda: False)
     config, image = disk_config(tmp_path)
     runner = QemuRunner(config, image, name="m1", state_parent=tmp_path / "machines")
     assert runner.image_path == image and runner.transport == "virtio-serial"
@@ -182,7 +183,7 @@ def test_runner_options_console_qmp_overlay(tmp_path: Path, keys: g.SshKeys,
 
 def test_runner_gives_a_nic_only_when_asked(tmp_path: Path, keys: g.SshKeys,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner_module, "vhost_vsock_available", lambda: False)
+    monkeypatch.setattr(vsock_module, "vhost_vsock_available", lambda: False)
     channel = g.virtio_serial_channel(tmp_path, keys)
     config, image = disk_config(tmp_path)
     assert QemuRunner(config, image, name="m").qemu_options(tmp_path, channel).network is False
@@ -241,7 +242,8 @@ def test_runtime_record_is_private_and_read_back(tmp_path: Path) -> None:
     assert rs.read_state(config) == state
     argv = command_line(state, ["uname", "-a"])
     assert argv[0] == "ssh" and argv[-3:] == [f"root@{g.HOST_KEY_ALIAS}", "uname", "-a"]
-    assert f"ProxyCommand={sys.executable} -m imagebuild.launch.relay unix /s/ssh.sock" in argv
+    # A virtio-serial port: the relay passes it on only once a fresh sshd answers (serial_sshd).
+    assert f"ProxyCommand={sys.executable} -m imagebuild.launch.relay serial /s/ssh.sock" in argv
     assert "UserKnownHostsFile=/kh" in argv and "StrictHostKeyChecking=yes" in argv
     vsock = command_line(rs.RuntimeState(pid=1, transport="vsock", key="/k", known_hosts="/kh",
                                          host_key_alias=g.HOST_KEY_ALIAS, cid=77, port=2222), [])

@@ -6,6 +6,11 @@ import threading
 import time
 from typing import Any
 
+import paramiko
+import pytest
+
+from imagebuild.launch import guest_ssh
+from pytest_mkosi.transport import ssh
 from pytest_mkosi.transport.ssh import SshConnection
 
 
@@ -34,7 +39,7 @@ class FakeClient:
 
 def test_settle_waits_for_the_answer_of_one_request() -> None:
     transport = FakeTransport(answers=True)
-    SshConnection(FakeClient(transport)).settle(timeout=5)  # type: ignore[arg-type]
+    assert SshConnection(FakeClient(transport)).settle(timeout=5)  # type: ignore[arg-type]
     # want_reply: the answer comes after everything sshd queued before it.
     assert transport.requests == [("keepalive@openssh.com", True)]
 
@@ -42,12 +47,42 @@ def test_settle_waits_for_the_answer_of_one_request() -> None:
 def test_settle_gives_up_after_its_timeout_on_a_guest_that_does_not_answer() -> None:
     transport = FakeTransport(answers=False)
     started = time.monotonic()
-    SshConnection(FakeClient(transport)).settle(timeout=0.3)  # type: ignore[arg-type]
+    assert not SshConnection(FakeClient(transport)).settle(timeout=0.3)  # type: ignore[arg-type]
     assert 0.3 <= time.monotonic() - started < 5 and transport.requests
     transport.never.set()
 
 
 def test_settle_on_a_dead_transport_sends_nothing() -> None:
     transport = FakeTransport(answers=True, active=False)
-    SshConnection(FakeClient(transport)).settle(timeout=5)  # type: ignore[arg-type]
+    assert not SshConnection(FakeClient(transport)).settle(timeout=5)  # type: ignore[arg-type]
     assert transport.requests == []
+
+
+def test_every_connection_sends_keepalives_while_the_host_is_silent(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under TCG a guest's sshd on a virtio-serial port can sleep on a request that has arrived; the next
+    # byte wakes it. So the host never stays silent for long.
+    transport = FakeTransport(answers=True)
+    keepalives: list[int] = []
+    transport.set_keepalive = keepalives.append  # type: ignore[attr-defined]
+
+    class Client(FakeClient):
+        def __init__(self) -> None:
+            super().__init__(transport)
+
+        def get_host_keys(self) -> paramiko.HostKeys:
+            return paramiko.HostKeys()
+
+        def set_missing_host_key_policy(self, policy: object) -> None:
+            pass
+
+        def connect(self, *args: object, **kwargs: object) -> None:
+            pass
+
+    monkeypatch.setattr(ssh.paramiko, "SSHClient", Client)
+    SshConnection.connect(lambda: None, timeout=5)  # type: ignore[arg-type, return-value]
+    assert keepalives == [ssh.KEEPALIVE_SECONDS] and ssh.KEEPALIVE_SECONDS <= 3
+
+
+def test_the_guests_serial_sshd_polls_by_itself_and_never_hangs_up_for_it() -> None:
+    unit = guest_ssh.ssh_serial_unit(0.3, announce=True)
+    assert "-o ClientAliveInterval=3 -o ClientAliveCountMax=0" in unit

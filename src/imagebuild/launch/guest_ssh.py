@@ -56,6 +56,10 @@ AUTHORIZED_KEYS_CREDENTIAL = "ssh.authorized_keys.root"
 
 # sshd reads its keys straight from the unit's credentials directory.
 SSHD = sshd_command(host_key=f"%d/{HOST_KEY_CREDENTIAL}", authorized_keys=f"%d/{AUTHORIZED_KEYS_CREDENTIAL}")
+# On the virtio-serial port sshd also polls by itself every 3 quiet seconds: under TCG the guest can lose
+# the wake-up of a read, leaving sshd asleep on a request that has arrived (seen as SFTP and commands that
+# never got an answer); any later byte wakes it. CountMax=0: it never hangs up for want of an answer.
+SSHD_SERIAL = f"{SSHD} -o ClientAliveInterval=3 -o ClientAliveCountMax=0"
 
 
 # Runs a command with a virtio-serial port (found by its name in sysfs) as its stdin and stdout. Not
@@ -99,7 +103,7 @@ StartLimitIntervalSec=0
 ImportCredential=imagebuild.ssh.*
 ImportCredential={AUTHORIZED_KEYS_CREDENTIAL}
 {announce_line}# "-": an ended session is not a failure.
-ExecStart=-/bin/sh %d/{SERVE_PORT_CREDENTIAL} {PORT_SSH} {SSHD}
+ExecStart=-/bin/sh %d/{SERVE_PORT_CREDENTIAL} {PORT_SSH} {SSHD_SERIAL}
 StandardError=journal
 RuntimeDirectory=sshd
 RuntimeDirectoryPreserve=yes
@@ -222,4 +226,4 @@ def relay_argv(channel: GuestChannel) -> list[str]:
     """The ProxyCommand that reaches the channel's sshd (imagebuild.launch.relay)."""
     if channel.kind == "vsock":
         return relay_command("vsock", str(channel.cid), str(channel.ssh_port))
-    return relay_command("unix", str(channel.ssh_socket))
+    return relay_command("serial", str(channel.ssh_socket))

@@ -1,5 +1,8 @@
-"""`python -m imagebuild.launch.relay unix PATH | vsock CID PORT`: stdin/stdout to a socket, for ssh's
-ProxyCommand (the machine's sshd is behind a unix socket or AF_VSOCK, not a TCP port)."""
+"""`python -m imagebuild.launch.relay unix PATH | serial PATH | vsock CID PORT`: stdin/stdout to a socket,
+for ssh's ProxyCommand (the machine's sshd is behind a unix socket or AF_VSOCK, not a TCP port).
+
+`serial` is qemu's unix socket of a virtio-serial port: one stream that an old session may still be
+writing into, so the relay passes it on only once a fresh sshd answers (serial_sshd)."""
 
 from __future__ import annotations
 
@@ -7,23 +10,42 @@ import os
 import selectors
 import socket
 import sys
+import time
+
+from imagebuild.launch.serial_sshd import open_fresh_sshd
+
+# How long `serial` waits for a fresh sshd (the guest starts the next one after the last session's hang-up).
+SERIAL_TIMEOUT = 120.0
+USAGE = "usage: python -m imagebuild.launch.relay unix PATH | serial PATH | vsock CID PORT"
 
 
 def relay_command(*target: str) -> list[str]:
-    """The ProxyCommand argv that runs this module for `target` ("unix", PATH or "vsock", CID, PORT)."""
+    """The ProxyCommand argv that runs this module for `target` ("unix"/"serial", PATH or "vsock", CID, PORT)."""
     return [sys.executable, "-m", "imagebuild.launch.relay", *target]
 
 
-def connect(argv: list[str]) -> socket.socket:
+def _unix(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def connect(argv: list[str]) -> tuple[socket.socket, bytes]:
+    """The connected socket and what the server said already (the fresh sshd's banner for `serial`)."""
     if len(argv) == 2 and argv[0] == "unix":
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(argv[1])
-        return sock
+        return _unix(argv[1]), b""
+    if len(argv) == 2 and argv[0] == "serial":
+        path = argv[1]
+        return open_fresh_sshd(lambda: _unix(path), deadline=time.monotonic() + SERIAL_TIMEOUT)
     if len(argv) == 3 and argv[0] == "vsock":
         sock = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
         sock.connect((int(argv[1]), int(argv[2])))
-        return sock
-    raise SystemExit("usage: python -m imagebuild.launch.relay unix PATH | vsock CID PORT")
+        return sock, b""
+    raise SystemExit(USAGE)
 
 
 def relay(sock: socket.socket, stdin: int, stdout: int) -> None:
@@ -51,10 +73,12 @@ def relay(sock: socket.socket, stdin: int, stdout: int) -> None:
 
 def main() -> None:
     try:
-        sock = connect(sys.argv[1:])
+        sock, said = connect(sys.argv[1:])
     except OSError as e:
         raise SystemExit(f"relay: cannot connect to {' '.join(sys.argv[1:])}: {e}") from None
     with sock:
+        if said:
+            os.write(sys.stdout.fileno(), said)
         relay(sock, sys.stdin.fileno(), sys.stdout.fileno())
 
 

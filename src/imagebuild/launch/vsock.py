@@ -8,8 +8,13 @@ import os
 import random
 import struct
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
+from imagebuild.config.enums import ConfigFeature
 from imagebuild.errors import RunError
+
+if TYPE_CHECKING:
+    from imagebuild.config import Config
 
 VHOST_VSOCK = Path("/dev/vhost-vsock")
 # _IOW(VHOST_VIRTIO 0xAF, 0x60, __u64): what qemu does with guest-cid=; EADDRINUSE when a VM has it.
@@ -20,6 +25,18 @@ CID_FIRST, CID_LAST = 3, 0xFFFFFFFE
 
 def vhost_vsock_available() -> bool:
     return os.access(VHOST_VSOCK, os.R_OK | os.W_OK)
+
+
+def ssh_transport(config: Config) -> Literal["vsock", "virtio-serial"]:
+    """QemuVsock=: vsock when asked for or (auto) when /dev/vhost-vsock exists; else virtio-serial."""
+    if config.qemu_vsock == ConfigFeature.enabled:
+        if not vhost_vsock_available():
+            raise RunError("QemuVsock=yes: this host has no /dev/vhost-vsock (modprobe vhost_vsock); "
+                           "set QemuVsock=auto to use virtio-serial instead")
+        return "vsock"
+    if config.qemu_vsock == ConfigFeature.auto and vhost_vsock_available():
+        return "vsock"
+    return "virtio-serial"
 
 
 def cid_is_free(cid: int) -> bool:

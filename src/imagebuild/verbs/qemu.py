@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from imagebuild import paths
-from imagebuild.config import ConfigFeature
 from imagebuild.launch import guest_ssh
 from imagebuild.launch.lifetime import make_scratch, unwind_on_termination
 from imagebuild.launch.qemu import SCRATCH_PREFIX, QemuOptions, check_bootable, qemu_machine
 from imagebuild.launch.runtime_state import RuntimeState, run_recorded
-from imagebuild.launch.vsock import free_cid, vhost_vsock_available
+from imagebuild.launch.vsock import free_cid, ssh_transport
 from imagebuild.log import logger
 from imagebuild.pipeline.subbuilds import tools_tree_for
 from imagebuild.verbs import build_if_needed, main_image, need_root
@@ -44,8 +43,9 @@ def split_kernel_argument(cmdline: list[str]) -> tuple[Path | None, list[str]]:
 
 def ssh_channel(config: Config, scratch: Path) -> tuple[guest_ssh.GuestChannel, guest_ssh.SshKeys]:
     """The SSH channel of `imagebuild ssh`; sshd restarts slowly while nobody is connected."""
+    transport = ssh_transport(config)  # QemuVsock=yes on a host without vhost-vsock fails before any key
     keys = guest_ssh.make_keys(scratch / "ssh")
-    if config.qemu_vsock != ConfigFeature.disabled and vhost_vsock_available():
+    if transport == "vsock":
         return guest_ssh.vsock_channel(free_cid(), keys, notify_port=None), keys
     return guest_ssh.virtio_serial_channel(scratch, keys, readiness=False, restart_seconds=2.0), keys
 

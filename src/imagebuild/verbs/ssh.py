@@ -27,8 +27,11 @@ if TYPE_CHECKING:
 def command_line(state: RuntimeState, cmdline: list[str]) -> list[str]:
     if state.transport == "vsock":
         proxy = relay_command("vsock", str(state.cid), str(state.port))
+    elif state.transport == "virtio-serial":
+        # qemu's end of a virtio-serial port: one stream, passed on once a fresh sshd answers.
+        proxy = relay_command("serial", state.ssh_socket or "")
     else:
-        # qemu's end of a virtio-serial port, or the AF_UNIX socket bound into an nspawn container.
+        # The AF_UNIX socket bound into an nspawn container (a new sshd for every connection).
         proxy = relay_command("unix", state.ssh_socket or "")
     argv = ssh_argv(key=Path(state.key), known_hosts=Path(state.known_hosts), proxy=proxy)
     return [*argv, *cmdline]
