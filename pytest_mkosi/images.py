@@ -29,6 +29,8 @@ from imagebuild.paths import output_directory, user_cache_home
 from imagebuild.pipeline import build_image
 from imagebuild.pipeline.inputs import config_digest
 from pytest_mkosi.checks.reproducible import Difference, compare_artifacts
+from pytest_mkosi.root_disks import SUFFIXES as ROOT_DISK_SUFFIXES
+from pytest_mkosi.root_disks import forget_root_disk, root_disk_path
 
 if TYPE_CHECKING:
     from pytest_mkosi.machine.tpm import PcrValue
@@ -220,6 +222,7 @@ class ImageCache:
         shutil.rmtree(building, ignore_errors=True)
         try:
             result = build_image(self.build_config(config, deps, building), force=1)
+            forget_root_disk(entry)  # made from the tree this build replaces
             if entry.exists():
                 _remove(entry, self.root)
             os.rename(building, entry)
@@ -259,7 +262,7 @@ class ImageCache:
     def prune(self, max_bytes: int) -> list[Path]:
         """Remove least recently used entries until the cache holds at most max_bytes; entries that a
         session uses (this one's included) or that are being built are kept. Returns what was removed."""
-        sizes = {e: tree_bytes(e) for e in self.entries()}
+        sizes = {e: tree_bytes(e) + _file_bytes(root_disk_path(e)) for e in self.entries()}
         total = sum(sizes.values())
         removed: list[Path] = []
         for entry in sorted(sizes, key=lambda e: e.stat().st_mtime):
@@ -269,10 +272,11 @@ class ImageCache:
                 continue
             try:
                 with FileLock(f"{entry}.lock", timeout=0):
+                    forget_root_disk(entry)
                     _remove(entry, self.root)
             except Timeout:
                 continue  # being built right now
-            for suffix in (".json", ".use", ".lock"):
+            for suffix in (".json", ".use", ".lock", *ROOT_DISK_SUFFIXES):
                 Path(f"{entry}{suffix}").unlink(missing_ok=True)
             total -= sizes[entry]
             removed.append(entry)
@@ -302,6 +306,13 @@ def tree_bytes(root: Path) -> int:
             seen.add((st.st_dev, st.st_ino))
             total += st.st_blocks * 512
     return total
+
+
+def _file_bytes(path: Path) -> int:
+    try:
+        return path.stat().st_blocks * 512  # allocated, not apparent: the ext4 file is sparse
+    except FileNotFoundError:
+        return 0
 
 
 def _remove(entry: Path, root: Path) -> None:

@@ -22,3 +22,19 @@ def write_config(directory: Path, text: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "mkosi.conf").write_text(text)
     return directory
+
+
+def processes_mentioning(text: str, *, arguments: bool = False) -> list[str]:
+    """The processes whose command line mentions `text`, as "PID NAME" (by default: a failed assertion
+    prints them, and arguments may carry a user's credentials) or, with `arguments`, whole command lines."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if text.encode() in cmdline:
+                words = cmdline.decode(errors="replace").split("\0")
+                found.append(" ".join(words).strip() if arguments else f"{entry.name} {Path(words[0]).name}")
+    return found

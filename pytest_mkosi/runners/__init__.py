@@ -43,6 +43,10 @@ def choose_runner(requested: str, config: Config) -> str:
     return requested
 
 
+def image_format_is_directory(config: Config) -> bool:
+    return str(config.format) in CONTAINER_FORMATS
+
+
 def create_runner(kind: str, config: Config, image: Path, *, name: str) -> Runner:
     """A runner of `kind` for the image (imported only when used)."""
     module_name, class_name = RUNNER_CLASSES[kind]
@@ -58,6 +62,12 @@ def create_runner(kind: str, config: Config, image: Path, *, name: str) -> Runne
         # qemu 10, which multi-threaded TCG needs; it is cached, the build made it already).
         from imagebuild.pipeline.subbuilds import tools_tree_for
 
-        extra["tools_tree"] = tools_tree_for(config)
+        tools_tree = extra["tools_tree"] = tools_tree_for(config)
+        if image_format_is_directory(config) and config.runtime_size is None:
+            # Booted from an ext4 of the cached tree (made once) rather than over virtiofs: ~10 s faster
+            # under TCG. RuntimeSize= wants a file system of its own size: that one is made per boot.
+            from pytest_mkosi.root_disks import root_disk
+
+            extra["root_disk"] = root_disk(image, tools_tree=tools_tree)
     runner: Runner = getattr(module, class_name)(config, image, name=name, **extra)
     return runner

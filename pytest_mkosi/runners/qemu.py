@@ -41,17 +41,10 @@ from imagebuild.launch.vsock import free_cid, ssh_transport
 from pytest_mkosi.machine.runner import Runner
 from pytest_mkosi.machine.state import StateDir
 from pytest_mkosi.runners.qemu_boot import SupervisedBoot
+from pytest_mkosi.runners.qemu_snapshots import QemuSnapshots
 from pytest_mkosi.runners.qemu_supervisor import Spec
 from pytest_mkosi.runners.qmp import Qmp, QmpError
 from pytest_mkosi.runners.readiness import ReadyPort
-from pytest_mkosi.runners.snapshot import (
-    SshPort,
-    VmSnapshots,
-    load_with_sshd_waiting,
-    one_connection,
-    save_with_sshd_waiting,
-    set_guest_clock,
-)
 from pytest_mkosi.transport.ssh import SocketFactory, SshConnection, fresh_sshd_socket, unix_socket
 from pytest_mkosi.transport.vsock import notify_listener, vsock_socket
 
@@ -62,7 +55,7 @@ log = logging.getLogger("pytest_mkosi")
 CONSOLE_TAIL_LINES = 40
 
 
-class QemuRunner(Runner):
+class QemuRunner(QemuSnapshots, Runner):
     kind = "qemu"
     # The supervisor process, not this one, runs qemu and its helpers (see the module's doc).
     can_outlive_session = True
@@ -71,14 +64,16 @@ class QemuRunner(Runner):
     boot_timeout = 600.0
 
     def __init__(self, config: Config, image_path: Path, *, name: str, tools_tree: Path | None = None,
-                 state_parent: Path | None = None, stop_grace: float = 10.0, network: bool = False) -> None:
+                 state_parent: Path | None = None, stop_grace: float = 10.0, network: bool = False,
+                 root_disk: Path | None = None) -> None:
         """`config` as resolved; `image_path` the built image (the cache's copy), which is never written;
         `name` unique on this host (machine.state.unique_machine_name()); `tools_tree` where qemu, OVMF and
         swtpm come from (None: the host's, e.g. imagebuild.pipeline.subbuilds.tools_tree_for(config));
         `state_parent` the parent of all
         machines' state directories; `stop_grace` how long stop() lets the guest power off cleanly;
         `network` a user-mode NIC (RuntimeNetwork=user's default cannot be told from a choice, so the
-        caller decides; a test machine has none by default)."""
+        caller decides; a test machine has none by default); `root_disk` an ext4 file system of a directory
+        image (pytest_mkosi.root_disks), booted through an overlay instead of virtiofs."""
         self.config = dataclasses.replace(config, output_directory=image_path.parent)
         launch.check_bootable(self.config)
         artifact = launch.image_path(self.config)
@@ -90,6 +85,7 @@ class QemuRunner(Runner):
         self.state_parent = state_parent
         self.stop_grace = stop_grace
         self.network = network
+        self.root_disk = root_disk
         self.accelerator: str | None = None
         self.accelerator_note = ""
         self.transport = ssh_transport(self.config)
@@ -138,7 +134,7 @@ class QemuRunner(Runner):
             extra_args=[*channel.qemu_args, "-qmp", f"unix:{state / 'qmp.sock'},server=on,wait=off"],
             ephemeral=True, overlay=True, scratch=state,
             # No NIC unless the caller asks for one: SSH needs none.
-            network=self.network,
+            network=self.network, root_disk=self.root_disk,
         )
 
     def _machine_state(self) -> tuple[StateDir, SshKeys]:
@@ -363,75 +359,3 @@ class QemuRunner(Runner):
             lines = self.console_log_path.read_text(errors="replace").splitlines()[-CONSOLE_TAIL_LINES:]
             return "console:\n" + "\n".join(f"    {line}" for line in lines)
         return ""
-
-    # -- fresh machines: snapshot() once after boot, restore() before each test (runners/snapshot.py) --------
-
-    def _ssh_port(self) -> SshPort | None:
-        """qemu's end of the one-stream SSH port (virtio-serial); None for vsock, where every connection is new."""
-        if self._qmp is None or self._channel is None or self._channel.kind != "virtio-serial":
-            return None
-        return SshPort(self._qmp, self._socket_factory(), guest_ssh.SSH_CHARDEV)
-
-    def _connect_over(self, sock: socket.socket, sent: bytes, deadline: float) -> None:
-        assert self._keys is not None
-        self._ssh = SshConnection.to_machine(one_connection(sock, sent), self._keys,
-                                             timeout=max(1.0, deadline - time.monotonic()))
-
-    def snapshot(self, tag: str = "fresh", *, timeout: float = 120.0) -> float:
-        """Save the running machine (RAM, devices, swtpm's state, the overlay) as `tag`; seconds taken. Over
-        virtio-serial it is saved with an sshd waiting for the host (runners/snapshot.py)."""
-        if self._qmp is None or not self.is_running():
-            raise RunError(f"{self.name} is not running: nothing to snapshot")
-        deadline = time.monotonic() + timeout
-        # A command first: once, closing the connection right after start()'s handshake was followed by no
-        # announcement within 120 s; with a command run first it always came (within about 1 s).
-        self.connection().run("true", timeout=timeout)
-        port = self._ssh_port()
-        if port is None:
-            return VmSnapshots(self._qmp).save(tag)
-        self.release_ssh(timeout=timeout)
-        seconds, sock, sent = save_with_sshd_waiting(port, tag, deadline=deadline)
-        self._saved_banners[tag] = sent
-        self._connect_over(sock, sent, deadline)
-        return seconds
-
-    def restore(self, tag: str = "fresh", *, timeout: float = 60.0) -> float:
-        """Put the machine back into the state saved as `tag` and reconnect SSH; seconds until SSH-ready.
-        A machine that is off (a test powered it off) gets a new qemu that loads it without a boot. The guest's
-        clock is set to the host's: after a load it shows the time of the save (qemu does not advance it)."""
-        started = time.monotonic()
-        if not self.is_running():  # a test powered it off: a qemu that loads the snapshot instead of booting
-            self._start_paused = True
-            try:
-                self.start(timeout=timeout)
-            finally:
-                self._start_paused = False
-        if self._qmp is None:
-            raise RunError(f"{self.name} is not running: start it (and snapshot it) before restoring")
-        deadline = time.monotonic() + timeout
-        port, sent = self._ssh_port(), self._saved_banners.get(tag)
-        if port is None or sent is None:
-            self._close_ssh()
-            VmSnapshots(self._qmp).load(tag)
-            self._qmp.command("cont")  # loaded into a paused qemu (above), it stays paused
-            if self._ready is not None:
-                self._ready.drain()
-            self._connect(deadline)
-        else:
-            sock = load_with_sshd_waiting(port, tag, self._close_ssh, deadline=deadline)
-            if self._ready is not None:
-                self._ready.drain()  # announcements of the machine of before the load
-            try:
-                self._connect_over(sock, sent, deadline)
-            except (RunError, ConnectionError, OSError, paramiko.SSHException, EOFError) as e:
-                # Seen once in a CI run under load: the saved sshd's stream arrived garbled ("Invalid packet
-                # blocking"). The restored boot is fine; its next sshd (started when this one sees the hang-up)
-                # takes a normal handshake, at the price of its start.
-                sock.close()
-                self.restore_fallbacks += 1
-                log.warning("%s: the sshd saved with the machine failed its handshake (%s); connecting to a "
-                            "fresh sshd of the restored boot instead", self.name, e)
-                self.reconnect(timeout=max(1.0, deadline - time.monotonic()))
-        set_guest_clock(self.connection())
-        return time.monotonic() - started
-

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagebuild.errors import RunError
-from imagebuild.launch.serial_sshd import PrefixedSocket
+from imagebuild.launch.serial_sshd import PrefixedSocket, open_fresh_sshd
 from pytest_mkosi.runners.qmp import Qmp, QmpError
 from pytest_mkosi.transport.ssh import SshConnection
 
@@ -117,9 +117,6 @@ class VmSnapshots:
 # banner, and the port's "host connected" state. A restore loads it while a new host connection is up (qemu
 # then tells the guest nothing: connected before, connected now) and hands paramiko the saved banner first.
 
-SAVED_BANNER_TIMEOUT = 0.3
-
-
 def one_connection(sock: socket.socket, sent: bytes) -> Callable[[], socket.socket]:
     """A socket factory for SshConnection that hands out `sock` (replaying `sent` first) once: a failed
     handshake cannot be retried on the same sshd."""
@@ -132,22 +129,6 @@ def one_connection(sock: socket.socket, sent: bytes) -> Callable[[], socket.sock
         return handed[0]
 
     return connect
-
-
-def read_banner(sock: socket.socket, deadline: float) -> bytes:
-    """What the server sent up to and including its SSH identification line."""
-    data = b""
-    while not any(line.startswith(b"SSH-") for line in data.split(b"\n")[:-1]):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise SnapshotError("no sshd answered on the SSH port to be saved with the machine")
-        ready, _, _ = select.select([sock], [], [], remaining)
-        if ready:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise SnapshotError("qemu closed the SSH port while waiting for sshd's banner")
-            data += chunk
-    return data
 
 
 def read_available(sock: socket.socket, wait: float = 0.0) -> bytes:
@@ -186,15 +167,16 @@ class SshPort:
 
 
 def save_with_sshd_waiting(port: SshPort, tag: str, *, deadline: float) -> tuple[float, socket.socket, bytes]:
-    """Connect to the SSH port (no one else may be connected), read the banner of the sshd that answers and
-    save the machine as `tag`. Returns the seconds the save took, the connected socket (the guest's sshd
-    waits for the client's banner on it) and the bytes sshd sent, which every restore replays."""
-    sock = port.connect()
+    """Connect to the SSH port (no one else may be connected), read the banner of the fresh sshd that answers
+    (serial_sshd: never an old session's bytes, which every restore would replay) and save the machine as
+    `tag`. Returns the seconds the save took, the connected socket (the guest's sshd waits for the client's
+    banner on it; OpenSSH sends nothing more before it) and the banner, which every restore replays."""
     try:
-        sent = read_banner(sock, deadline)
+        sock, sent = open_fresh_sshd(port.connect, deadline=deadline)
+    except TimeoutError as e:
+        raise SnapshotError(f"no sshd answered on the SSH port to be saved with the machine: {e}") from None
+    try:
         seconds = VmSnapshots(port.qmp).save(tag)
-        # Sent just before the save and not read yet (OpenSSH sends nothing more before the client's banner).
-        sent += read_available(sock, SAVED_BANNER_TIMEOUT if not sent.endswith(b"\n") else 0.0)
     except BaseException:
         sock.close()
         raise

@@ -19,6 +19,7 @@ import pytest
 
 from imagebuild.config import load
 from pytest_mkosi.images import ImageCache
+from tests.helpers import processes_mentioning
 
 pytestmark = pytest.mark.integration
 
@@ -40,18 +41,6 @@ def output_directory() -> Path:
 
 def _scratch_dirs() -> set[str]:
     return {p.name for p in Path("/var/tmp").glob("imagebuild-qemu-*")}
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text.encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def test_boots_to_login_prompt_and_cleans_up(output_directory: Path) -> None:
@@ -97,7 +86,7 @@ def test_boots_to_login_prompt_and_cleans_up(output_directory: Path) -> None:
     assert scratch, "the qemu verb made no scratch directory"
     for name in scratch:
         assert not (Path("/var/tmp") / name).exists()
-        assert _processes_mentioning(name) == []
+        assert processes_mentioning(name) == []
 
 
 def test_real_qemu_accepts_every_option_the_builder_emits(tmp_path: Path) -> None:

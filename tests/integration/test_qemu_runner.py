@@ -19,6 +19,7 @@ import pytest
 from imagebuild.pipeline.subbuilds import tools_tree_for
 from pytest_mkosi.images import BuiltImage
 from pytest_mkosi.runners.qemu import QemuRunner
+from tests.helpers import processes_mentioning
 from tests.integration.ssh_images import disk_ssh_copy, disk_ssh_image
 
 pytestmark = pytest.mark.integration
@@ -33,19 +34,6 @@ def sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if text.encode() in cmdline:
-                found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
-    return found
 
 
 @pytest.fixture(scope="module")

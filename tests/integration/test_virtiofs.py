@@ -21,8 +21,9 @@ from imagebuild.pipeline.subbuilds import tools_tree_for
 from imagebuild.tools.virtiofsd import find_virtiofsd
 from pytest_mkosi.images import ImageCache
 from pytest_mkosi.runners.qemu import QemuRunner
+from tests.helpers import processes_mentioning
 from tests.integration.ssh_images import DIRECT_BOOT_CONFIG
-from tests.integration.test_qemu_runner import BOOT_TIMEOUT, processes_mentioning
+from tests.integration.test_qemu_runner import BOOT_TIMEOUT
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ def test_directory_image_on_virtiofs_with_a_runtime_tree(tmp_path: Path) -> None
         state = runner.state_dir
         argv = (state / "qemu.argv").read_text()
         assert "vhost-user-fs-pci" in argv and "memory-backend-memfd" in argv and "root.ext4" not in argv
-        daemons = [p for p in processes_mentioning(str(state)) if "virtiofsd --fd=" in p]
+        daemons = [p for p in processes_mentioning(str(state), arguments=True) if "virtiofsd --fd=" in p]
         assert len(daemons) == 2, daemons
         conn = runner.connection()
         assert conn.run("findmnt -no FSTYPE,SOURCE /").stdout.split() == ["virtiofs", "root"]
@@ -119,7 +120,7 @@ def test_virtiofsd_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
         assert holder.stdout is not None
         holder.stdout.readline()
         deadline = time.monotonic() + 30
-        while not [p for p in processes_mentioning(str(directory)) if "virtiofsd --fd=" in p]:
+        while not [p for p in processes_mentioning(str(directory), arguments=True) if "virtiofsd --fd=" in p]:
             assert time.monotonic() < deadline and holder.poll() is None, "virtiofsd did not start"
             time.sleep(0.1)
         holder.send_signal(signal.SIGKILL)

@@ -18,7 +18,7 @@ import pytest
 from imagebuild.config import load_directory
 from imagebuild.launch.runtime_state import state_path
 from imagebuild.verbs import main_image
-from tests.helpers import MINIMAL
+from tests.helpers import MINIMAL, processes_mentioning
 from tests.integration.ssh_images import DIRECT_BOOT_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -43,22 +43,6 @@ def test_passes(mkosi_machine):
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One image cache for the module's nspawn sessions: examples/minimal is built once."""
     return tmp_path_factory.mktemp("images")
-
-
-def processes_mentioning(text: str) -> list[str]:
-    """The command names (never the arguments: qemu's carry the machine's host key) of processes whose
-    command line mentions `text`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if text.encode() in cmdline:
-                command = Path(cmdline.split(b"\0")[0].decode(errors="replace")).name
-                found.append(f"{entry.name} {command}")
-    return found
 
 
 def printed(out: str, label: str) -> str:

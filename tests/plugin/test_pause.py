@@ -14,8 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.helpers import MINIMAL
-from tests.plugin.test_keep import processes_mentioning
+from tests.helpers import MINIMAL, processes_mentioning
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 
 from imagebuild.config import Config, Overrides
 from imagebuild.pipeline.pipeline import BuildResult
-from pytest_mkosi import images
+from pytest_mkosi import images, root_disks
 from pytest_mkosi.images import ImageCache, resolve_configs
 from tests.helpers import write_config
 
@@ -196,3 +196,37 @@ def test_path_of_a_disk_image_is_the_image_file_fresh_and_reused(tmp_path: Path,
     # An entry without its record (made before the cache kept one) still hands out the image file.
     Path(f"{cache.entry(fresh.key)}.json").unlink()
     assert cache.get(config).path == fresh.path
+
+
+def test_the_ext4_root_of_a_cached_tree_is_made_once_and_goes_with_its_entry(
+        tmp_path: Path, builds: list[Config], monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Path] = []
+
+    def fake_ext4(tree: Path, target: Path, *, minimum_size: int | None, tools_tree: Path | None) -> None:
+        made.append(tree)
+        target.write_bytes((tree / "content").read_bytes())
+
+    monkeypatch.setattr(root_disks, "tree_to_ext4", fake_ext4)
+    cache = ImageCache(tmp_path / "cache", refresh="daily")
+    image = cache.get(config_in(tmp_path / "c"))
+    disk = root_disks.root_disk(image.path, tools_tree=None)
+    assert disk == Path(f"{cache.entry(image.key)}.root.ext4")
+    assert disk.read_bytes() == (image.path / "content").read_bytes()
+    assert root_disks.root_disk(image.path, tools_tree=None) == disk and made == [image.path]
+    # Not an artifact of the image (the reproducibility comparison looks at those).
+    assert disk not in image.artifacts and not list(cache.entry(image.key).glob("*.ext4"))
+    # A rebuilt entry gets a new one: the old one was made from the tree the build replaced.
+    _age(cache, image.key, 2 * 24 * 3600)
+    cache.release_all()
+    rebuilt = cache.get(config_in(tmp_path / "c"))
+    assert not rebuilt.reused and not disk.exists()
+    assert root_disks.root_disk(rebuilt.path, tools_tree=None) == disk and len(made) == 2
+    assert disk.read_bytes() == (rebuilt.path / "content").read_bytes()
+    # Pruning removes it with the entry.
+    cache.release_all()
+    assert cache.prune(0) == [cache.entry(image.key)] and not disk.exists()
+    assert not Path(f"{cache.entry(image.key)}.root.lock").exists()
+    # Nothing is written beside a tree outside the cache.
+    outside = tmp_path / "out" / "image"
+    outside.mkdir(parents=True)
+    assert root_disks.root_disk(outside, tools_tree=None) is None and list(outside.parent.iterdir()) == [outside]

@@ -91,6 +91,28 @@ def test_directory_root_on_virtiofs_from_an_overlay(vfs_env: dict[str, Any]) -> 
     assert "--sandbox=chroot" in served and "--cache=always" in served
 
 
+def test_a_directory_root_made_into_ext4_boots_from_an_overlay_of_it(vfs_env: dict[str, Any],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    overlays: list[tuple[Path, Path]] = []
+
+    def fake_overlay(image: Path, overlay: Path, *, size: int | None, tools_tree: Path | None) -> None:
+        overlays.append((image, overlay))
+        overlay.write_bytes(b"qcow2")
+
+    monkeypatch.setattr(q, "qcow2_overlay", fake_overlay)
+    tree_image(vfs_env)
+    ext4 = vfs_env["tmp"] / "cached.root.ext4"
+    ext4.write_bytes(b"\0" * 4096)
+    config = config_for(vfs_env, "--format=directory", "--qemu-mem=1G")
+    with q.qemu_machine(config, tools_tree=vfs_env["tree"], options=q.QemuOptions(root_disk=ext4)) as vm:
+        argv, disk = vm.argv, vm.disk
+        assert disk is not None and disk.name == "root.qcow2" and not vm.virtiofsd and not started
+        assert overlays == [(ext4, disk)]
+    assert "memory-backend-memfd" not in " ".join(argv) and value_after(argv, "-machine") == ["q35"]
+    assert "root=/dev/vda rw" in value_after(argv, "-append")[0]
+    assert ext4.read_bytes() == b"\0" * 4096  # only read
+
+
 def test_runtime_trees(vfs_env: dict[str, Any], tmp_path: Path) -> None:
     disk_image(vfs_env)
     relative, absolute = tmp_path / "src1", tmp_path / "src2"

@@ -18,7 +18,9 @@ Two byte streams carry SSH:
   SSH handshake; after a disconnect it waits for the next one, so it never meets the end of an old
   session. That needs the host to hang up only on an sshd with nothing left to send: one caught in a
   write never sees the EOF and would speak into the next connection (the runner settles first:
-  pytest_mkosi.transport.ssh.SshConnection.settle).
+  pytest_mkosi.transport.ssh.SshConnection.settle). A client that was killed cannot settle, and the guest
+  may notice a hang-up late: so every host client uses a connection only once a fresh sshd's banner comes
+  first (serial_sshd: the runner and `relay serial`).
 """
 
 from __future__ import annotations

@@ -63,13 +63,14 @@ def runtime_tree_shares(trees: Sequence[TreeSpec]) -> list[Share]:
     return shares
 
 
-def plan_shares(config: Config, image: Path, virtiofsd: str | None) -> list[Share]:
-    """What a boot shares: a directory image's root (served from an overlay) when there is a virtiofsd,
-    and RuntimeTrees=, which need one (a clear error otherwise)."""
+def plan_shares(config: Config, image: Path, virtiofsd: str | None, *, share_root: bool = True) -> list[Share]:
+    """What a boot shares: a directory image's root (served from an overlay) when there is a virtiofsd
+    (and `share_root`: the caller has no ext4 of it), and RuntimeTrees=, which need one (a clear error
+    otherwise)."""
     shares = runtime_tree_shares(config.runtime_trees)
     if shares and virtiofsd is None:
         raise RunError(f"RuntimeTrees=: {ADVICE}")
-    if str(config.format) == "directory" and virtiofsd is not None:
+    if share_root and str(config.format) == "directory" and virtiofsd is not None:
         shares.insert(0, Share(ROOT_TAG, image.absolute(), overlay=True))
     return shares
 
