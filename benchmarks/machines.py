@@ -9,7 +9,8 @@ Every machine is made the way the plugin makes it (pytest_mkosi.runners.create_r
 Machine.run), from images in the plugin's image cache (built first when missing):
 - nspawn: examples/minimal (Format=directory in a container, SSH on an AF_UNIX socket);
 - qemu direct: tests/integration/qemu_image + openssh-server, Format=directory booted with its kernel
-  directly (no firmware, no boot loader);
+  directly (no firmware, no boot loader), from an overlay of its cached ext4 file system (direct-virtiofs:
+  the same tree shared over virtiofs instead);
 - qemu uefi: examples/disk + openssh-server, OVMF with Secure Boot, systemd-boot, a UKI, dm-verity, swtpm.
 qemu uses KVM where a probe boot works, TCG otherwise (this host: TCG; the note says why), and vsock where
 /dev/vhost-vsock exists, else virtio-serial. Goals on the project's 2-core host: nspawn ready <= 1 s,
@@ -58,6 +59,8 @@ def minimal_image() -> BuiltImage:
 MACHINES: dict[str, tuple[str, Callable[[], BuiltImage]]] = {
     "nspawn": ("nspawn", minimal_image),
     "qemu direct": ("qemu", direct_ssh_image),
+    # The same tree shared over virtiofs instead of booted from its cached ext4 (pytest_mkosi.root_disks).
+    "qemu direct-virtiofs": ("qemu-virtiofs", direct_ssh_image),
     "qemu uefi": ("qemu", disk_ssh_image),
 }
 
@@ -92,7 +95,11 @@ def load() -> str:
 
 
 def new_runner(kind: str, image: BuiltImage) -> Runner:
-    return create_runner(kind, image.config, image.path, name=unique_machine_name("bench"))
+    runner = create_runner(kind.removesuffix("-virtiofs"), image.config, image.path,
+                           name=unique_machine_name("bench"))
+    if kind.endswith("-virtiofs"):
+        runner.root_disk = None  # type: ignore[attr-defined]  # QemuRunner: share the tree over virtiofs
+    return runner
 
 
 def measure(label: str, runs: int, restore_count: int) -> Figures:
@@ -163,7 +170,8 @@ def side_by_side() -> tuple[float, set[str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--qemu", default="direct,uefi", help="qemu images to boot: direct, uefi, or none")
+    parser.add_argument("--qemu", default="direct,direct-virtiofs,uefi",
+                        help="qemu images to boot: direct, direct-virtiofs, uefi, or none")
     parser.add_argument("--runs", type=int, default=1, help="boots per machine (the median is printed)")
     parser.add_argument("--restores", type=int, default=RESTORES,
                         help="restores of each machine after its first boot (the median is printed; 0: none)")
@@ -174,7 +182,7 @@ def main() -> int:
     labels = ["nspawn"] + [f"qemu {name}" for name in args.qemu.split(",") if name and name != "none"]
     unknown = [label for label in labels if label not in MACHINES]
     if unknown:
-        parser.error(f"unknown qemu image {unknown[0]!r}: use direct, uefi or none")
+        parser.error(f"unknown qemu image {unknown[0]!r}: use direct, direct-virtiofs, uefi or none")
     print(f"load average at start: {load()} on {os.cpu_count()} cores", flush=True)
     figures = [measure(label, args.runs, args.restores) for label in labels]
     all_ready, states = side_by_side()
