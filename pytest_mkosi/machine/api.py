@@ -23,6 +23,8 @@ from pytest_mkosi.machine.tpm import Tpm
 from pytest_mkosi.machine.waits import Waits
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import paramiko
 
     from pytest_mkosi.machine.runner import Runner
@@ -96,29 +98,26 @@ class Machine(Waits, Systemd, Tpm):
 
     def copy_to(self, host_path: Path | str, guest_path: str) -> None:
         """Copy a host file or tree into the machine; `guest_path` is what it becomes."""
-        connection = self.runner.connection()
-        try:
-            with self._sftp() as sftp:
-                files.copy_to(sftp, Path(host_path), guest_path)
-        except TimeoutError:
-            self._recover_stream(connection)
-            raise
+        with self._sftp() as sftp:
+            files.copy_to(sftp, Path(host_path), guest_path)
 
     def copy_from(self, guest_path: str, host_path: Path | str) -> None:
         """Copy a file or tree out of the machine; `host_path` is what it becomes."""
+        with self._sftp() as sftp:
+            files.copy_from(sftp, guest_path, Path(host_path))
+
+    @contextlib.contextmanager
+    def _sftp(self) -> Iterator[paramiko.SFTPClient]:
         connection = self.runner.connection()
         try:
-            with self._sftp() as sftp:
-                files.copy_from(sftp, guest_path, Path(host_path))
+            with connection.client.open_sftp() as sftp:
+                # A transfer that stops moving fails after --mkosi-command-timeout instead of hanging the
+                # session (and the stream is checked, as after a timed out command).
+                sftp.get_channel().settimeout(self.command_timeout)  # type: ignore[union-attr]
+                yield sftp
         except TimeoutError:
             self._recover_stream(connection)
             raise
-
-    def _sftp(self) -> paramiko.SFTPClient:
-        sftp = self.ssh.open_sftp()
-        # A transfer that stops moving fails after --mkosi-command-timeout instead of hanging the session.
-        sftp.get_channel().settimeout(self.command_timeout)  # type: ignore[union-attr]
-        return sftp
 
     # -- power ---------------------------------------------------------------------------------------
 

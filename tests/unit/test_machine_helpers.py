@@ -204,3 +204,19 @@ def test_a_timeout_on_a_moving_stream_keeps_the_connection(tmp_path: Path) -> No
     with pytest.raises(CommandTimeout):
         machine.run("sleep 100", timeout=1)
     assert runner.conn.settles == 1 and runner.events == []
+
+
+def test_a_transfer_that_stops_moving_checks_the_stream_too(tmp_path: Path) -> None:
+    machine = machine_answering(tmp_path, {})
+    runner = machine.runner
+    assert isinstance(runner, FakeRunner)
+
+    class StalledClient:
+        def open_sftp(self) -> None:
+            raise TimeoutError("the SFTP channel got no answer")
+
+    runner.conn.client = StalledClient()  # type: ignore[attr-defined]
+    runner.conn.moving = False
+    with pytest.raises(TimeoutError):
+        machine.copy_from("/etc/hostname", tmp_path / "hostname")
+    assert runner.events == ["reconnect settle=False"]
