@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 # Read now: the pytester fixture points HOME elsewhere.
 REAL_CACHE = user_cache_home()
 
+# The inner session writes its restore times to $TIMES (test_fresh_qemu uses it too).
 INNER_CONFTEST = """
 import json, os
 from pathlib import Path

@@ -15,22 +15,13 @@ import pytest
 
 from tests.integration.pcr_images import EXTRA_WORD, disk_cmdline_variant_image
 from tests.integration.ssh_images import disk_ssh_copy, disk_ssh_image
+from tests.integration.test_fresh_nspawn import INNER_CONFTEST
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # Taken before pytester points HOME elsewhere: the inner session uses this host's images and caches.
 HOME = Path.home()
-
-INNER_CONFTEST = """
-import json, os
-from pathlib import Path
-from pytest_mkosi.fixtures import fresh
-
-def pytest_sessionfinish(session):
-    state = session.config.stash.get(fresh._STATE, None)
-    Path(os.environ["TIMES"]).write_text(json.dumps(state.restore_seconds if state else []))
-"""
 
 INNER_TESTS = """
 import time
