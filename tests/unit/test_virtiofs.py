@@ -56,8 +56,11 @@ def vfs_env(env: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[di
 
 
 def credential(argv: list[str], name: str) -> str:
-    prefix = f"type=11,value=io.systemd.credential.binary:{name}="
-    values = [v[len(prefix):] for v in value_after(argv, "-smbios") if v.startswith(prefix)]
+    """A credential qemu reads from its file (Credentials= may hold secrets: launch/smbios.py)."""
+    prefix = f"io.systemd.credential.binary:{name}="
+    strings = [Path(v.removeprefix("type=11,path=")).read_text() for v in value_after(argv, "-smbios")
+               if v.startswith("type=11,path=")]
+    values = [s[len(prefix):] for s in strings if s.startswith(prefix)]
     assert len(values) == 1, values
     return base64.b64decode(values[0]).decode()
 
@@ -123,6 +126,7 @@ def test_runtime_trees(vfs_env: dict[str, Any], tmp_path: Path) -> None:
                         f"--runtime-tree={absolute}:/srv/data", "--credential=fstab.extra=mine")
     with q.qemu_machine(config, tools_tree=vfs_env["tree"]) as vm:
         argv = vm.argv
+        fstab = credential(argv, "fstab.extra")  # its file goes with the machine
     assert [d for d in value_after(argv, "-device") if d.startswith("vhost-user-fs-pci")] == [
         "vhost-user-fs-pci,queue-size=1024,chardev=vfs-rt0,tag=rt0",
         "vhost-user-fs-pci,queue-size=1024,chardev=vfs-rt1,tag=rt1"]
@@ -131,9 +135,9 @@ def test_runtime_trees(vfs_env: dict[str, Any], tmp_path: Path) -> None:
     assert [d[-5] for d in started] == [f"--shared-dir={relative}", f"--shared-dir={absolute}"]
     assert not [a for d in started for a in d if a.startswith("--cache")]
     # Added to the config's own fstab.extra credential.
-    assert credential(argv, "fstab.extra") == ("mine\n"
-                                               "rt0 /root/src/here virtiofs defaults 0 0\n"
-                                               "rt1 /srv/data virtiofs defaults 0 0\n")
+    assert fstab == ("mine\n"
+                     "rt0 /root/src/here virtiofs defaults 0 0\n"
+                     "rt1 /srv/data virtiofs defaults 0 0\n")
 
 
 def test_without_virtiofsd_directories_become_ext4_and_runtime_trees_are_refused_first(
@@ -229,9 +233,10 @@ def test_runtime_scratch_is_a_disk_mounted_on_var_tmp(
     monkeypatch.setattr(runtime_scratch, "make_scratch_disk", fake_disk)
     with q.qemu_machine(config_for(env, "--format=disk", "--runtime-scratch=yes"), tools_tree=env["tree"]) as vm:
         argv = vm.argv
+        fstab = credential(argv, "fstab.extra")  # its file goes with the machine
     assert f"if=none,id=scratch,file={made[0]},format=raw,cache=unsafe,discard=unmap" in value_after(argv, "-drive")
     assert "virtio-blk-pci,drive=scratch" in value_after(argv, "-device")
-    assert credential(argv, "fstab.extra") == "LABEL=scratch /var/tmp ext4 defaults 0 0\n"
+    assert fstab == "LABEL=scratch /var/tmp ext4 defaults 0 0\n"
     # auto (the default) makes none.
     with q.qemu_machine(config_for(env, "--format=disk"), tools_tree=env["tree"]) as vm:
         assert "id=scratch" not in " ".join(vm.argv)

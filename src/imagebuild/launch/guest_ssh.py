@@ -25,13 +25,12 @@ Two byte streams carry SSH:
 
 from __future__ import annotations
 
-import base64
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from imagebuild.launch.relay import relay_command
+from imagebuild.launch.smbios import smbios_credential, smbios_credential_file
 
 # Re-exported: the keys belong to the channel's users as much as to this module.
 from imagebuild.launch.ssh_keys import HOST_KEY_ALIAS as HOST_KEY_ALIAS
@@ -148,25 +147,11 @@ RuntimeDirectoryPreserve=yes
 """
 
 
-def smbios_credential(name: str, data: bytes) -> list[str]:
-    """One credential for the guest's systemd as an SMBIOS type 11 string."""
-    return ["-smbios", f"type=11,value=io.systemd.credential.binary:{name}={base64.b64encode(data).decode()}"]
-
-
 def dropin(units: list[str]) -> bytes:
     return f"[Unit]\nWants={' '.join(units)}\n".encode()
 
 
 # ---- keys ---------------------------------------------------------------------------------------
-
-
-def smbios_credential_file(name: str, data: bytes, path: Path) -> list[str]:
-    """One credential as an SMBIOS type 11 string that qemu reads from `path` (mode 0600): a secret on
-    qemu's command line could be read by every user of the host (/proc/PID/cmdline)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"io.systemd.credential.binary:{name}={base64.b64encode(data).decode()}")
-    return ["-smbios", f"type=11,path={path}"]
 
 
 def key_credentials(keys: SshKeys) -> list[str]:

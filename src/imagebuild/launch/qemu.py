@@ -18,7 +18,6 @@ otherwise multi-threaded TCG.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import shutil
@@ -41,6 +40,7 @@ from imagebuild.launch.accel import qemu_version
 from imagebuild.launch.disks import grow, qcow2_overlay, qemu_drives, scratch_copy, tree_to_ext4
 from imagebuild.launch.kvm import kvm_device_usable, kvm_works
 from imagebuild.launch.lifetime import make_scratch
+from imagebuild.launch.smbios import smbios_credential_files
 from imagebuild.launch.swtpm import Swtpm, swtpm_available
 from imagebuild.launch.virtiofs import Virtiofsd
 from imagebuild.log import logger
@@ -161,18 +161,14 @@ def direct_boot_files(config: Config, kernel_override: Path | None) -> tuple[Pat
 # ---- the command line -------------------------------------------------------------------------------
 
 
-def smbios_credentials(config: Config, *, fstab: Sequence[str] = ()) -> list[str]:
-    """Credentials= as SMBIOS type 11 strings, which systemd in the guest imports; `fstab` lines are added
-    to the fstab.extra credential."""
+def smbios_credentials(config: Config, directory: Path, *, fstab: Sequence[str] = ()) -> list[str]:
+    """Credentials= for the guest's systemd, each from a 0600 file in `directory` (launch/smbios.py);
+    `fstab` lines are added to the fstab.extra credential."""
     credentials = dict(config.credentials)
     if fstab:
         credentials["fstab.extra"] = "".join(f"{line}\n" for line in [credentials.get("fstab.extra", ""), *fstab]
                                              if line)
-    args = []
-    for name, value in sorted(credentials.items()):
-        encoded = base64.b64encode(value.encode()).decode()
-        args += ["-smbios", f"type=11,value=io.systemd.credential.binary:{name}={encoded}"]
-    return args
+    return smbios_credential_files(credentials, directory)
 
 
 def direct_boot_cmdline(config: Config, *, root: str | None, rootfstype: str | None = None) -> str:
@@ -339,7 +335,7 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
             # systemd-stub (v254+) appends this to the UKI's command line.
             extra = " ".join(config.kernel_command_line_extra)
             argv += ["-smbios", f"type=11,value=io.systemd.stub.kernel-cmdline-extra={extra}"]
-        argv += smbios_credentials(config, fstab=fstab)
+        argv += smbios_credentials(config, scratch / "credentials", fstab=fstab)
         argv += ["-device", "virtio-rng-pci"]
         network = config.runtime_network == Network.user if options.network is None else options.network
         argv += ["-nic", "user,model=virtio-net-pci"] if network else ["-nic", "none"]
