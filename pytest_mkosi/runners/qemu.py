@@ -50,6 +50,7 @@ from pytest_mkosi.transport.vsock import notify_listener, vsock_socket
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
+    from pytest_mkosi.runners.snapshot import SavedHandshake
 
 log = logging.getLogger("pytest_mkosi")
 CONSOLE_TAIL_LINES = 40
@@ -100,8 +101,8 @@ class QemuRunner(QemuSnapshots, Runner):
         self._qmp: Qmp | None = None
         self._channel: guest_ssh.GuestChannel | None = None
         self._keys: SshKeys | None = None
-        # What the sshd saved with each snapshot sent before the save (snapshot()).
-        self._saved_banners: dict[str, bytes] = {}
+        # How far the sshd saved with each snapshot got in its handshake (snapshot()).
+        self._saved_handshakes: dict[str, SavedHandshake] = {}
         self.restore_fallbacks = 0  # restores whose saved sshd failed its handshake (a fresh sshd took over)
         self._start_paused = False
 

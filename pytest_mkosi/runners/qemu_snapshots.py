@@ -13,6 +13,7 @@ import paramiko
 from imagebuild.errors import RunError
 from imagebuild.launch import guest_ssh
 from pytest_mkosi.runners.snapshot import (
+    SavedHandshake,
     SshPort,
     VmSnapshots,
     load_with_sshd_waiting,
@@ -41,8 +42,8 @@ class QemuSnapshots:
     _keys: SshKeys | None
     _ssh: SshConnection | None
     _ready: ReadyPort | None
-    # What the sshd saved with each snapshot sent before the save (snapshot()).
-    _saved_banners: dict[str, bytes]
+    # How far the sshd saved with each snapshot got in its handshake before the save (snapshot()).
+    _saved_handshakes: dict[str, SavedHandshake]
     _start_paused: bool
 
     if TYPE_CHECKING:
@@ -61,9 +62,9 @@ class QemuSnapshots:
             return None
         return SshPort(self._qmp, self._socket_factory(), guest_ssh.SSH_CHARDEV)
 
-    def _connect_over(self, sock: socket.socket, sent: bytes, deadline: float) -> None:
+    def _connect_over(self, sock: socket.socket, handshake: SavedHandshake, deadline: float) -> None:
         assert self._keys is not None
-        self._ssh = SshConnection.to_machine(one_connection(sock, sent), self._keys,
+        self._ssh = SshConnection.to_machine(one_connection(sock, handshake), self._keys,
                                              timeout=max(1.0, deadline - time.monotonic()))
 
     def snapshot(self, tag: str = "fresh", *, timeout: float = 120.0) -> float:
@@ -79,9 +80,9 @@ class QemuSnapshots:
         if port is None:
             return VmSnapshots(self._qmp).save(tag)
         self.release_ssh(timeout=timeout)
-        seconds, sock, sent = save_with_sshd_waiting(port, tag, deadline=deadline)
-        self._saved_banners[tag] = sent
-        self._connect_over(sock, sent, deadline)
+        seconds, sock, handshake = save_with_sshd_waiting(port, tag, deadline=deadline)
+        self._saved_handshakes[tag] = handshake
+        self._connect_over(sock, handshake, deadline)
         return seconds
 
     def restore(self, tag: str = "fresh", *, timeout: float = 60.0) -> float:
@@ -98,8 +99,8 @@ class QemuSnapshots:
         if self._qmp is None:
             raise RunError(f"{self.name} is not running: start it (and snapshot it) before restoring")
         deadline = time.monotonic() + timeout
-        port, sent = self._ssh_port(), self._saved_banners.get(tag)
-        if port is None or sent is None:
+        port, handshake = self._ssh_port(), self._saved_handshakes.get(tag)
+        if port is None or handshake is None:
             self._close_ssh()
             VmSnapshots(self._qmp).load(tag)
             self._qmp.command("cont")  # loaded into a paused qemu (above), it stays paused
@@ -111,7 +112,7 @@ class QemuSnapshots:
             if self._ready is not None:
                 self._ready.drain()  # announcements of the machine of before the load
             try:
-                self._connect_over(sock, sent, deadline)
+                self._connect_over(sock, handshake, deadline)
             except (RunError, ConnectionError, OSError, paramiko.SSHException, EOFError) as e:
                 # Seen once in a CI run under load: the saved sshd's stream arrived garbled ("Invalid packet
                 # blocking"). The restored boot is fine; its next sshd (started when this one sees the hang-up)

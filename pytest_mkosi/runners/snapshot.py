@@ -20,12 +20,17 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import paramiko
 
 from imagebuild.errors import RunError
 from imagebuild.launch.serial_sshd import PrefixedSocket, open_fresh_sshd
 from pytest_mkosi.runners.qmp import Qmp, QmpError
 from pytest_mkosi.transport.ssh import SshConnection
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 # The drive id imagebuild.launch.qemu gives the image's disk.
 IMAGE_DRIVE = "image"
@@ -108,27 +113,101 @@ class VmSnapshots:
             time.sleep(0.01)
 
 
-# -- a snapshot with sshd waiting: restore meets an sshd that has started and sent its banner --------------
+# -- a snapshot with sshd waiting: restore meets an sshd that has started and sent its KEXINIT -------------
 #
 # Over virtio-serial the guest's `sshd -i` reads the port: with no host connected it reads EOF and exits, and
 # systemd starts the next one after a pause, so a machine saved while the host is away is saved between two
 # sshds, and every restore pays for an sshd start under TCG (seconds). Instead the host connects to the port
-# and reads the waiting sshd's banner before the save; the snapshot holds that sshd, waiting for the client's
-# banner, and the port's "host connected" state. A restore loads it while a new host connection is up (qemu
-# then tells the guest nothing: connected before, connected now) and hands paramiko the saved banner first.
+# before the save, reads the waiting sshd's banner, sends paramiko's and reads the sshd's KEXINIT: OpenSSH
+# (10+) starts its pre-authentication process (sshd-auth, an exec: about a second under TCG) between the two,
+# so the snapshot holds an sshd past that, waiting for the client's KEXINIT, and the port's "host connected"
+# state. A restore loads it while a new host connection is up (qemu then tells the guest nothing: connected
+# before, connected now), hands paramiko what the sshd said and swallows paramiko's banner, already said.
 
-def one_connection(sock: socket.socket, sent: bytes) -> Callable[[], socket.socket]:
-    """A socket factory for SshConnection that hands out `sock` (replaying `sent` first) once: a failed
-    handshake cannot be retried on the same sshd."""
+SSH_MSG_KEXINIT = 20
+LONGEST_PACKET = 35000  # RFC 4253 6.1: what every implementation must take
+
+
+def client_banner() -> bytes:
+    """The identification line paramiko sends first (the saved sshd has had it: every restore checks it)."""
+    transport = paramiko.Transport
+    return f"SSH-{getattr(transport, '_PROTO_ID', '2.0')}-{getattr(transport, '_CLIENT_ID', '')}\r\n".encode()
+
+
+@dataclass(frozen=True)
+class SavedHandshake:
+    """The start of the SSH handshake saved with a machine: what its sshd said (the banner, then its
+    KEXINIT packet) and the client banner it got."""
+
+    server_said: bytes
+    client_said: bytes
+
+
+class ReplayedSocket(PrefixedSocket):
+    """A connection to a saved sshd: the first reads return what it said before the save, and the first
+    bytes sent, which it heard before the save, are checked and swallowed."""
+
+    def __init__(self, sock: socket.socket, handshake: SavedHandshake) -> None:
+        super().__init__(sock, handshake.server_said)
+        self._said = handshake.client_said
+
+    def _swallowed(self, data: bytes) -> int:
+        count = min(len(data), len(self._said))
+        if bytes(data[:count]) != self._said[:count]:
+            # paramiko turns this into an EOFError; the restore then falls back to a fresh sshd.
+            raise ConnectionError(f"the client's identification {bytes(data[:count])!r} is not the "
+                                  f"{self._said!r} the saved sshd got")
+        self._said = self._said[count:]
+        return count
+
+    def send(self, data: ReadableBuffer, flags: int = 0) -> int:
+        if self._said:
+            return self._swallowed(bytes(data))
+        return super().send(data, flags)
+
+    def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
+        data = bytes(data)
+        while self._said and data:
+            data = data[self._swallowed(data):]
+        if data:
+            super().sendall(data, flags)
+
+
+def one_connection(sock: socket.socket, handshake: SavedHandshake) -> Callable[[], socket.socket]:
+    """A socket factory for SshConnection that hands out `sock` (ReplayedSocket) once: a failed handshake
+    cannot be retried on the same sshd."""
     handed: list[socket.socket] = []
 
     def connect() -> socket.socket:
         if handed:
             raise RunError("the SSH handshake with the sshd saved in the snapshot failed")
-        handed.append(PrefixedSocket(sock, sent))
+        handed.append(ReplayedSocket(sock, handshake))
         return handed[0]
 
     return connect
+
+
+def read_kexinit(sock: socket.socket, deadline: float) -> bytes:
+    """The server's first binary packet, which must be its KEXINIT (RFC 4253 7.1: sent unencrypted right
+    after the identification lines), as it came."""
+    data = b""
+    wanted = 4
+    while len(data) < wanted:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
+            raise SnapshotError(f"the sshd to be saved with the machine sent no KEXINIT ({len(data)} bytes came)")
+        chunk = sock.recv(wanted - len(data))
+        if not chunk:
+            raise SnapshotError("the sshd to be saved with the machine hung up before its KEXINIT")
+        data += chunk
+        if len(data) == 4:
+            length = int.from_bytes(data, "big")
+            if not 6 <= length <= LONGEST_PACKET:
+                raise SnapshotError(f"the sshd to be saved with the machine sent no packet (length {length})")
+            wanted = 4 + length
+    if data[5] != SSH_MSG_KEXINIT:
+        raise SnapshotError(f"the sshd to be saved with the machine sent message {data[5]}, not its KEXINIT")
+    return data
 
 
 def read_available(sock: socket.socket, wait: float = 0.0) -> bytes:
@@ -166,30 +245,36 @@ class SshPort:
             time.sleep(0.002)
 
 
-def save_with_sshd_waiting(port: SshPort, tag: str, *, deadline: float) -> tuple[float, socket.socket, bytes]:
-    """Connect to the SSH port (no one else may be connected), read the banner of the fresh sshd that answers
-    (serial_sshd: never an old session's bytes, which every restore would replay) and save the machine as
-    `tag`. Returns the seconds the save took, the connected socket (the guest's sshd waits for the client's
-    banner on it; OpenSSH sends nothing more before it) and the banner, which every restore replays."""
+def save_with_sshd_waiting(port: SshPort, tag: str, *, deadline: float
+                           ) -> tuple[float, socket.socket, SavedHandshake]:
+    """Connect to the SSH port (no one else may be connected), take the handshake of the fresh sshd that
+    answers (serial_sshd: never an old session's bytes, which every restore would replay) up to its KEXINIT
+    and save the machine as `tag`. Returns the seconds the save took, the connected socket (the guest's sshd
+    waits for the client's KEXINIT on it) and the handshake so far, which every restore replays."""
     try:
-        sock, sent = open_fresh_sshd(port.connect, deadline=deadline)
+        sock, banner = open_fresh_sshd(port.connect, deadline=deadline)
     except TimeoutError as e:
         raise SnapshotError(f"no sshd answered on the SSH port to be saved with the machine: {e}") from None
     try:
+        said = client_banner()
+        sock.sendall(said)
+        handshake = SavedHandshake(banner + read_kexinit(sock, deadline), said)
         seconds = VmSnapshots(port.qmp).save(tag)
     except BaseException:
         sock.close()
         raise
-    return seconds, sock, sent
+    return seconds, sock, handshake
 
 
 def load_with_sshd_waiting(port: SshPort, tag: str, close_current: Callable[[], None], *, deadline: float
                            ) -> socket.socket:
     """Load `tag` (saved by save_with_sshd_waiting) and return a socket to the sshd saved with it. The guest
-    is paused meanwhile, so that the machine of before the load writes nothing into the new connection."""
+    is paused from before the new connection on, so that the machine of before the load writes nothing into
+    it; the current one is closed while it runs, when qemu sees the hang-up at once (paused, it takes
+    about 0.1 s)."""
+    close_current()
     port.qmp.command("stop")
     try:
-        close_current()
         port.wait_connected(False, deadline)
         sock = port.connect()
         try:
@@ -214,7 +299,8 @@ def set_guest_clock(connection: SshConnection, *, timeout: float = 30.0) -> None
     channel = transport.open_session(timeout=timeout)
     try:
         channel.settimeout(timeout)
-        channel.exec_command('echo ready; read -r t; date -u -s "@$t" >/dev/null')
+        # exec: no fork of the shell for date (under TCG a fork is as slow as a round trip).
+        channel.exec_command('echo ready; read -r t; exec date -u -s "@$t" >/dev/null')
         said = b""
         while b"ready\n" not in said:
             chunk = channel.recv(64)

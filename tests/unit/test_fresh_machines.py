@@ -13,7 +13,16 @@ import pytest
 from imagebuild.errors import RunError
 from imagebuild.launch.serial_sshd import open_fresh_sshd
 from pytest_mkosi.evidence.collect import Watch
-from pytest_mkosi.runners.snapshot import SnapshotError, SshPort, one_connection, read_available, save_with_sshd_waiting
+from pytest_mkosi.runners.snapshot import (
+    SavedHandshake,
+    SnapshotError,
+    SshPort,
+    client_banner,
+    one_connection,
+    read_available,
+    read_kexinit,
+    save_with_sshd_waiting,
+)
 
 
 def entry(cursor: str, message: str) -> str:
@@ -54,22 +63,55 @@ def test_a_restore_starts_the_slice_at_the_restored_journal_and_keeps_the_saved_
     assert found.console == ""  # the restore's console belongs to no test
 
 
-def test_the_saved_banner_is_replayed_before_what_the_server_sends_next() -> None:
+def kexinit_packet(payload: bytes = b"\x14" + b"c" * 16 + b"curve25519-sha256") -> bytes:
+    padding = 8 - (len(payload) + 5) % 8 + 8
+    return (1 + len(payload) + padding).to_bytes(4, "big") + bytes([padding]) + payload + b"\0" * padding
+
+
+def test_the_saved_handshake_is_replayed_and_the_client_banner_said_once() -> None:
     server, client = socket.socketpair()
     with server:
+        kexinit = kexinit_packet()
         server.sendall(b"SSH-2.0-OpenSSH_10.0\r\n")
-        _, sent = open_fresh_sshd(lambda: client, deadline=time.monotonic() + 5)
-        assert sent == b"SSH-2.0-OpenSSH_10.0\r\n"
-        connect = one_connection(client, sent)
+        _, banner = open_fresh_sshd(lambda: client, deadline=time.monotonic() + 5)
+        assert banner == b"SSH-2.0-OpenSSH_10.0\r\n"
+        server.sendall(kexinit + b"later")  # the sshd's KEXINIT follows the client's banner
+        assert read_kexinit(client, time.monotonic() + 5) == kexinit  # not a byte more
+        said = client_banner()
+        assert said.startswith(b"SSH-2.0-paramiko_") and said.endswith(b"\r\n")
+        connect = one_connection(client, SavedHandshake(banner + kexinit, said))
         replayed = connect()
-        server.sendall(b"KEXINIT")
         assert replayed.recv(8) == b"SSH-2.0-"
-        assert replayed.recv(100) == b"OpenSSH_10.0\r\n"
-        assert replayed.recv(100) == b"KEXINIT"
+        assert replayed.recv(100) == b"OpenSSH_10.0\r\n" + kexinit
+        assert replayed.recv(100) == b"later"
+        # The saved sshd has had the banner: swallowed, whether it comes in pieces or with what follows.
+        assert replayed.send(said[:5]) == 5
+        replayed.sendall(said[5:] + b"KEXINIT")
+        assert server.recv(100) == b"KEXINIT"
         # The saved sshd cannot take a second handshake: no retry on the same socket.
         with pytest.raises(RunError, match="handshake with the sshd saved"):
             connect()
         replayed.close()
+
+
+def test_a_client_that_says_another_banner_does_not_reach_the_saved_sshd() -> None:
+    server, client = socket.socketpair()
+    with server:
+        replayed = one_connection(client, SavedHandshake(b"SSH-2.0-OpenSSH\r\n", b"SSH-2.0-paramiko_1.0\r\n"))()
+        with pytest.raises(ConnectionError, match="not the"):
+            replayed.sendall(b"SSH-2.0-paramiko_2.0\r\n")
+        replayed.close()
+        assert server.recv(100) == b""  # nothing went through
+
+
+def test_a_saved_sshd_must_send_its_kexinit() -> None:
+    for sent, error in ((b"", "sent no KEXINIT"), (b"\xff\xff\xff\xff", "no packet"),
+                        (kexinit_packet(b"\x15"), "message 21")):
+        server, client = socket.socketpair()
+        with server, client:
+            server.sendall(sent)
+            with pytest.raises(SnapshotError, match=error):
+                read_kexinit(client, time.monotonic() + 0.2)
 
 
 def test_no_banner_is_a_clear_error_and_leftovers_are_drained() -> None:
@@ -94,7 +136,8 @@ def test_a_saved_sshd_that_fails_its_handshake_gives_way_to_a_fresh_one(monkeypa
     runner = object.__new__(runner_module.QemuRunner)
     runner.name, runner._qmp, runner._ready = "m", object(), None  # type: ignore[assignment]
     monkeypatch.setattr(runner, "is_running", lambda: True)
-    runner._saved_banners, runner.restore_fallbacks = {"fresh": b"SSH-2.0-OpenSSH\r\n"}, 0
+    runner._saved_handshakes = {"fresh": SavedHandshake(b"SSH-2.0-OpenSSH\r\n", client_banner())}
+    runner.restore_fallbacks = 0
     pair = socket.socketpair()
     calls: list[str] = []
     monkeypatch.setattr(runner, "_ssh_port", lambda: object())
