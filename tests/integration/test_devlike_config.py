@@ -1,7 +1,7 @@
 """tests/integration/configs/devlike (shaped like mkosi's own development config: drop-ins per distribution
-and architecture, @ defaults, BiosBootloader=/ShimBootloader=/SELinuxRelabel= values that do nothing for a
-directory, BuildSources= and a prepare script) builds for debian trixie and boots in a container, where its
-check unit finds no failed unit and exits the container with status 42."""
+and architecture, @ defaults, Bootable=yes with ShimBootloader=unsigned for a directory, BiosBootloader= and
+SELinuxRelabel= values that do nothing for it, BuildSources= and a prepare script) builds for debian trixie
+and boots in a container, where its check unit finds no failed unit and exits the container with status 42."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from imagebuild.boot.shim import pe_section
 from tests.helpers import ROOT, imagebuild
 
 pytestmark = pytest.mark.integration
@@ -41,6 +42,17 @@ def test_prepare_script_saw_the_build_sources_and_the_drop_ins(built: tuple[Path
     assert not (share / "remove-me").exists()  # RemoveFiles= after the prepare script
     # BuildSourcesEphemeral=yes: what the script wrote to the sources is gone.
     assert not (conf / "ephemeral-write").exists()
+
+
+def test_the_bootable_directory_has_shim_in_front_of_systemd_boot(built: tuple[Path, Path]) -> None:
+    _, tree = built
+    boot = tree / "efi/EFI/BOOT"
+    shim = pe_section(boot / "BOOTX64.EFI", ".sbat")
+    assert shim is not None and b"\nshim," in b"\n" + shim
+    assert (boot / "grubx64.EFI").read_bytes() == (tree / "efi/EFI/systemd/systemd-bootx64.efi").read_bytes()
+    assert (boot / "mmx64.efi").is_file()
+    (entry,) = (tree / "efi/loader/entries").glob("*.conf")
+    assert "cloud-amd64" in entry.read_text()
 
 
 def test_boots_in_a_container_without_failed_units(built: tuple[Path, Path]) -> None:

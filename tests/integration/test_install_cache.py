@@ -32,6 +32,9 @@ def test_warm_build_copies_the_installed_tree(tmp_path: Path) -> None:
     assert "install the distribution and packages" not in warm.stderr
     assert (tmp_path / "out/image/etc/marker").read_text() == "two\n"
     assert (tmp_path / "out/image/usr/bin/apt-get").exists()
+    # Neither the host's name nor its resolver configuration (mmdebstrap copies both in) is in the image.
+    assert not (tmp_path / "out/image/etc/hostname").exists()
+    assert not (tmp_path / "out/image/etc/resolv.conf").exists()
     print(f"warm build: {elapsed:.1f} s")
     # --no-install-cache installs again; another package list is another entry.
     off = imagebuild(*args, "--no-install-cache", "build")

@@ -10,6 +10,8 @@ real sandbox on a bare root directory.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -185,6 +187,29 @@ def sandbox_context(tmp_path: Path, conf: str, scripts: dict[str, str]) -> Conte
     for d in ("root/etc", "staging"):
         (workspace / d).mkdir(parents=True)
     return Context(images[0], workspace, tmp_path / "cache")
+
+
+MKOSI_CHROOT = Path(scripts.__file__).parent / "script_helpers" / "mkosi-chroot"
+
+
+def test_chroot_with_network_reads_the_hosts_resolv_conf_through_resolveds_symlink(
+        built: tuple[Path, Path, str]) -> None:
+    _, tree, _ = built
+    link = tree / "etc/resolv.conf"
+    assert not link.exists() and not link.is_symlink()  # not the build host's copy
+    link.symlink_to("../run/systemd/resolve/stub-resolv.conf")  # as systemd-resolved leaves it
+    before = sorted((tree / "run").rglob("*"))
+    try:
+        result = subprocess.run(["bash", str(MKOSI_CHROOT), "cat", "/etc/resolv.conf"], capture_output=True,
+                                text=True, env={**os.environ, "BUILDROOT": str(tree), "IMAGEBUILD_NETWORK": "1"},
+                                check=False)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == Path("/etc/resolv.conf").read_text()
+        # What was made for the bind mount is gone again; the symlink stays.
+        assert sorted((tree / "run").rglob("*")) == before
+        assert link.is_symlink()
+    finally:
+        link.unlink()
 
 
 def test_failing_script_names_itself_its_status_and_last_output(tmp_path: Path) -> None:

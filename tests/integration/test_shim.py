@@ -3,8 +3,10 @@
 unsigned: shim, MokManager, systemd-boot and the UKI are signed with a fresh genkey key; the image boots under
 OVMF with Secure Boot (TCG, the tools tree's qemu 10): systemd-boot enrolls the key, the firmware verifies
 shim, shim verifies systemd-boot, and the kernel sees Secure Boot on and the MOK list that only shim makes.
-signed: the distribution's signed shim and systemd-boot (Microsoft's and Debian's signatures) as they are.
-Our own db cannot verify Microsoft's signature, so this one is checked for its layout only, not booted.
+signed: the distribution's signed shim and systemd-boot (Microsoft's and Debian's signatures) as they are,
+and Debian's signed kernel in a type 1 entry; it boots under OVMF with Secure Boot and Microsoft's keys
+enrolled (QemuFirmwareVariables=microsoft): the firmware verifies shim by Microsoft's CA, shim verifies
+systemd-boot and the kernel by Debian's CA built into it.
 """
 
 from __future__ import annotations
@@ -98,10 +100,10 @@ def test_unsigned_shim_is_the_default_loader_and_systemd_boot_its_second_stage(u
         assert verifies(unsigned, binary), f"{binary.name} is not signed with mkosi.key"
 
 
-def test_unsigned_shim_boots_with_secure_boot_to_the_login_prompt(unsigned: Built, tmp_path: Path) -> None:
-    log = tmp_path / "console.log"
+def boot_to_login(built: Built, log: Path, *args: str) -> str:
+    """`imagebuild qemu` on the built image until the login prompt; the console up to there."""
     start = time.monotonic()
-    child = pexpect.spawn(sys.executable, ["-m", "imagebuild", "-C", str(unsigned.directory), "qemu"],
+    child = pexpect.spawn(sys.executable, ["-m", "imagebuild", "-C", str(built.directory), *args, "qemu"],
                           cwd=str(ROOT), encoding="utf-8", codec_errors="replace", timeout=BOOT_TIMEOUT)
     child.logfile_read = log.open("w")
     try:
@@ -110,8 +112,12 @@ def test_unsigned_shim_boots_with_secure_boot_to_the_login_prompt(unsigned: Buil
         pytest.fail("no login prompt; the console said:\n" + log.read_text()[-4000:])
     finally:
         child.terminate(force=True)
-    print(f"OVMF + Secure Boot + shim + systemd-boot + UKI: login prompt after {time.monotonic() - start:.0f} s")
-    console = log.read_text()
+    print(f"{built.image.name} {' '.join(args)}: login prompt after {time.monotonic() - start:.0f} s")
+    return log.read_text()
+
+
+def test_unsigned_shim_boots_with_secure_boot_to_the_login_prompt(unsigned: Built, tmp_path: Path) -> None:
+    console = boot_to_login(unsigned, tmp_path / "console.log")
     assert "Custom Secure Boot keys successfully enrolled" in console
     assert "secureboot: Secure boot enabled" in console
     # Only shim publishes the MOK list (the MOKvar configuration table) that the kernel reads its keys from.
@@ -134,3 +140,14 @@ def test_signed_shim_and_systemd_boot_are_the_distributions_own(signed: Built, t
         assert not verifies(signed, binary), f"{binary.name} was signed with mkosi.key"
     entries = signed.tool("mdir", "-b", "-i", f"{signed.image}@@{esp_offset(signed)}", "::/loader/entries")
     assert ".conf" in entries
+
+
+def test_signed_shim_boots_with_secure_boot_and_microsofts_keys(signed: Built, tmp_path: Path) -> None:
+    console = boot_to_login(signed, tmp_path / "console.log", "--shim-bootloader=signed",
+                            "--unified-kernel-images=no", "--qemu-firmware-variables=microsoft")
+    # The keys were there already: nothing was enrolled, the firmware verified shim by Microsoft's CA.
+    assert "Custom Secure Boot keys successfully enrolled" not in console
+    assert "secureboot: Secure boot enabled" in console
+    assert "UEFI:MokListRT (MOKvar table)" in console
+    # The Debian CA that shim carries (and checked systemd-boot and the kernel by) reached the kernel's keyring.
+    assert "Debian Secure Boot CA" in console

@@ -71,13 +71,13 @@ def test_directory_image_on_virtiofs_with_a_runtime_tree(tmp_path: Path) -> None
         assert conn.run("findmnt -no FSTYPE /root/src/hostshare").stdout.strip() == "virtiofs"
         assert conn.run("cat /root/src/hostshare/marker.txt").stdout == "from the host\n"
         written = conn.run("echo guest > /root/src/hostshare/from-guest && echo x > /etc/written-by-guest"
-                           " && rm /etc/hostname && sync")
+                           " && rm /etc/issue && sync")
         assert written.returncode == 0, written.stderr
         assert (share / "from-guest").read_text() == "guest\n"
         # The guest's writes to its root went to the overlay in the machine's state directory.
         assert (state / "vfs-root-upper" / "etc" / "written-by-guest").exists()
         assert not (image.path / "etc" / "written-by-guest").exists()
-        assert (image.path / "etc" / "hostname").exists()
+        assert (image.path / "etc" / "issue").exists()  # removed in the guest, kept in the image
         # A hard power-off: virtiofsd notices qemu is gone and ends by itself.
         runner.power_off_hard()
         deadline = time.monotonic() + 10

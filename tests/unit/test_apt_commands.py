@@ -264,3 +264,49 @@ def test_apt_failures_become_one_line_errors(tmp_path: Path) -> None:
     uncached = apt.uncached_error("E: Unable to fetch some archives, maybe run apt-get update\n", setup)
     assert uncached is not None and "CacheOnly=always" in str(uncached)
     assert apt.uncached_error("E: Unable to fetch some archives\n", apt_setup(make_context(tmp_path))) is None
+
+
+def run_customize_hook(option: str, root: Path) -> None:
+    assert option.startswith("--customize-hook=")
+    subprocess.run(["sh", "-c", option.removeprefix("--customize-hook="), "sh", str(root)], check=True)
+
+
+def test_the_hosts_hostname_and_resolv_conf_do_not_stay_in_the_image(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    (host / "etc").mkdir(parents=True)
+    (host / "etc/hostname").write_text("buildhost\n")
+    (host / "etc/resolv.conf").write_text("nameserver 192.0.2.1\n")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (hook,) = apt.host_copies_hook(root, host)
+    # What mmdebstrap's setup does (copies of the host's), then a package's own resolv.conf symlink.
+    (root / "etc/hostname").write_text("buildhost\n")
+    (root / "etc/resolv.conf").symlink_to("../run/systemd/resolve/stub-resolv.conf")
+    run_customize_hook(hook, root)
+    assert not (root / "etc/hostname").exists()
+    assert (root / "etc/resolv.conf").is_symlink()
+    # A plain copy of the host's resolv.conf goes too; a file a package changed stays.
+    (root / "etc/resolv.conf").unlink()
+    (root / "etc/resolv.conf").write_text("nameserver 192.0.2.1\n")
+    (root / "etc/hostname").write_text("written-by-a-package\n")
+    run_customize_hook(hook, root)
+    assert not (root / "etc/resolv.conf").exists()
+    assert (root / "etc/hostname").read_text() == "written-by-a-package\n"
+
+
+def test_skeleton_hostname_and_resolv_conf_are_kept(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc/hostname").write_text("from-the-skeleton\n")
+    (hook,) = apt.host_copies_hook(root, tmp_path)
+    assert "etc/hostname" not in hook and "etc/resolv.conf" in hook
+    (root / "etc/resolv.conf").write_text("x\n")
+    assert apt.host_copies_hook(root, tmp_path) == []
+
+
+def test_mmdebstrap_removes_its_copies_of_host_files(tmp_path: Path, fake_run: FakeRun,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    context = make_context(tmp_path)
+    apt.bootstrap(context, apt_setup(context), packages=["systemd"], lists=tmp_path / "lists")
+    argv = next(c for c in fake_run.calls if c[0].endswith("mmdebstrap"))
+    assert any(a.startswith("--customize-hook=") and "/etc/hostname" in a and "cmp -s" in a for a in argv)

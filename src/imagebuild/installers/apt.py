@@ -151,6 +151,25 @@ def image_config_hooks(setup: AptSetup) -> list[str]:
     return [f"--setup-hook={write_conf}", f"--customize-hook=rm -f {conf} && {write_sources}"]
 
 
+# mmdebstrap copies these from the host into a root that lacks them (as debootstrap does); mkosi's images get
+# neither: the host's name and resolver configuration do not belong in an image.
+HOST_COPIES = ("etc/hostname", "etc/resolv.conf")
+
+
+def host_copies_hook(root: Path, host: Path = Path("/")) -> list[str]:
+    """A customize hook that removes mmdebstrap's copies of HOST_COPIES: those the root (its skeleton
+    trees) did not have before, while still the host's content in a plain file (a package's own file or
+    symlink, such as systemd-resolved's /etc/resolv.conf, stays)."""
+    removals = []
+    for name in HOST_COPIES:
+        if (root / name).exists() or (root / name).is_symlink():
+            continue
+        copy = f'"$1"/{name}'
+        removals.append(f"if [ -f {copy} ] && [ ! -L {copy} ] && cmp -s {shlex.quote(str(host / name))} {copy}; "
+                        f"then rm -f {copy}; fi")
+    return [f"--customize-hook={'; '.join(removals)}"] if removals else []
+
+
 HOST_TRUSTED_PARTS = Path("/etc/apt/trusted.gpg.d")
 
 
@@ -314,6 +333,7 @@ def bootstrap(
     argv.append(lists_hook(lists))
     argv += image_config_hooks(setup)
     argv += package_manager_tree_hooks(package_manager_tree)
+    argv += host_copies_hook(context.root)
     argv += cache_hooks(package_cache(context, setup), context.root if context.root.exists() else context.workspace)
     argv += [setup.suite, os.fspath(context.root), *setup.build_sources()]
     env = {}

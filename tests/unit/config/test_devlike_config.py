@@ -39,6 +39,10 @@ def test_at_defaults_yield_to_plain_assignments_and_the_command_line() -> None:
     assert str(config.format) == "directory" and config.image_id == "devlike"
     assert str(config.shim_bootloader) == "unsigned" and str(config.bios_bootloader) == "grub"
     assert str(config.selinux_relabel) == "disabled"
+    # 15-bootable.conf: @Bootable=yes for directory and disk images of x86-64 and arm64 only.
+    assert str(config.bootable) == "enabled"
+    assert {"linux-image-cloud-amd64", "shim-unsigned", "systemd-boot-efi"} <= set(config.packages)
+    assert str(resolve("--format=tar").bootable) == "auto"
     assert resolve("--format=tar").hostname == "devlike-default"  # 15-hostname.conf needs disk or directory
     assert resolve("--hostname=cli").hostname == "cli"
 
