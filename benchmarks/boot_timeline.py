@@ -68,7 +68,7 @@ def one_boot(label: str, blame: int) -> None:
                           "'Switching root|Reached target (Initrd|Local|Sysinit|Basic|Multi)|Startup finished' "
                           "|| true").stdout.rstrip())
         print(machine.run("systemctl list-units --failed --no-legend --plain || true").stdout.rstrip())
-        console = runner.console_log_path  # type: ignore[attr-defined]
+        console = runner.console_log_path
         print(f"console: {console.stat().st_size} bytes, {len(console.read_bytes().splitlines())} lines; "
               f"kernel command line: {machine.succeed('cat /proc/cmdline').strip()}")
     finally:
