@@ -16,7 +16,10 @@ from filelock import FileLock
 
 from imagebuild.launch.disks import tree_to_ext4
 
-SUFFIXES = (".root.ext4", ".root.lock")
+# The files pytest_mkosi.enrolled_vars makes beside a disk image's entry: the variables, the "nothing to
+# enroll" marker, the lock.
+VARS_SUFFIXES = (".ovmf-vars.fd", ".ovmf-vars.none", ".ovmf-vars.lock")
+SUFFIXES = (".root.ext4", ".root.lock", *VARS_SUFFIXES)
 
 
 def root_disk_path(entry: Path) -> Path:
@@ -49,5 +52,7 @@ def root_disk(tree: Path, *, tools_tree: Path | None) -> Path | None:
 
 
 def forget_root_disk(entry: Path) -> None:
-    """Remove the file made from `entry` (before the entry is replaced or removed)."""
-    root_disk_path(entry).unlink(missing_ok=True)
+    """Remove the files made from `entry` (before the entry is replaced or removed): its ext4 and its
+    enrolled firmware variables."""
+    for suffix in (SUFFIXES[0], *VARS_SUFFIXES[:2]):
+        Path(f"{entry}{suffix}").unlink(missing_ok=True)

@@ -69,5 +69,11 @@ def create_runner(kind: str, config: Config, image: Path, *, name: str) -> Runne
             from pytest_mkosi.root_disks import root_disk
 
             extra["root_disk"] = root_disk(image, tools_tree=tools_tree)
+        else:
+            # A signed disk: start from variables with its keys enrolled (made once), not from empty ones
+            # that make every boot enroll them and reset (pytest_mkosi.enrolled_vars).
+            from pytest_mkosi.enrolled_vars import enrolled_variables
+
+            extra["firmware_variables"] = enrolled_variables(config, image, tools_tree=tools_tree)
     runner: Runner = getattr(module, class_name)(config, image, name=name, **extra)
     return runner

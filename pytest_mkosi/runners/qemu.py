@@ -66,7 +66,7 @@ class QemuRunner(QemuSnapshots, Runner):
 
     def __init__(self, config: Config, image_path: Path, *, name: str, tools_tree: Path | None = None,
                  state_parent: Path | None = None, stop_grace: float = 10.0, network: bool = False,
-                 root_disk: Path | None = None) -> None:
+                 root_disk: Path | None = None, firmware_variables: Path | None = None) -> None:
         """`config` as resolved; `image_path` the built image (the cache's copy), which is never written;
         `name` unique on this host (machine.state.unique_machine_name()); `tools_tree` where qemu, OVMF and
         swtpm come from (None: the host's, e.g. imagebuild.pipeline.subbuilds.tools_tree_for(config));
@@ -74,7 +74,8 @@ class QemuRunner(QemuSnapshots, Runner):
         machines' state directories; `stop_grace` how long stop() lets the guest power off cleanly;
         `network` a user-mode NIC (RuntimeNetwork=user's default cannot be told from a choice, so the
         caller decides; a test machine has none by default); `root_disk` an ext4 file system of a directory
-        image (pytest_mkosi.root_disks), booted through an overlay instead of virtiofs."""
+        image (pytest_mkosi.root_disks), booted through an overlay instead of virtiofs; `firmware_variables`
+        the OVMF variables a machine starts from (pytest_mkosi.enrolled_vars: the image's keys enrolled)."""
         self.config = dataclasses.replace(config, output_directory=image_path.parent)
         launch.check_bootable(self.config)
         artifact = launch.image_path(self.config)
@@ -87,6 +88,7 @@ class QemuRunner(QemuSnapshots, Runner):
         self.stop_grace = stop_grace
         self.network = network
         self.root_disk = root_disk
+        self.firmware_variables = firmware_variables
         self.accelerator: str | None = None
         self.accelerator_note = ""
         self.transport = ssh_transport(self.config)
@@ -135,7 +137,7 @@ class QemuRunner(QemuSnapshots, Runner):
             extra_args=[*channel.qemu_args, "-qmp", f"unix:{state / 'qmp.sock'},server=on,wait=off"],
             ephemeral=True, overlay=True, scratch=state,
             # No NIC unless the caller asks for one: SSH needs none.
-            network=self.network, root_disk=self.root_disk,
+            network=self.network, root_disk=self.root_disk, firmware_variables=self.firmware_variables,
         )
 
     def _machine_state(self) -> tuple[StateDir, SshKeys]:

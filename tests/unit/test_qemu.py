@@ -89,6 +89,8 @@ def test_disk_boots_through_ovmf_on_an_ephemeral_grown_copy(env: dict[str, Any])
         assert f"file={vm.disk}" in value_after(argv, "-drive")[-1]
         assert value_after(argv, "-m") == ["1G"] and value_after(argv, "-smp") == ["2"]
         assert value_after(argv, "-accel") == ["tcg,thread=multi"]
+        # Four-level paging under TCG (five-level page walks in software slowed the boot).
+        assert value_after(argv, "-cpu") == ["max,la57=off"]
         scratch = vm.scratch
     assert not scratch.exists()
 
@@ -230,6 +232,10 @@ def test_missing_image(env: dict[str, Any]) -> None:
 
 def test_kvm_accelerator_args() -> None:
     assert q.accelerator_args(True, "4") == ["-accel", "kvm", "-cpu", "host", "-smp", "4"]
+
+
+def test_tcg_cpu_has_no_five_level_paging() -> None:
+    assert q.accelerator_args(False, "2") == ["-accel", "tcg,thread=multi", "-cpu", "max,la57=off", "-smp", "2"]
 
 
 def test_kvm_verdict_is_probed_once_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -387,7 +393,7 @@ def test_old_qemu_runs_single_threaded_tcg_with_qemusmp(env: dict[str, Any]) -> 
 
     config = config_for(env, "--format=disk")
     old = accel.choose(config, kvm=False, reason="QemuKvm=no", version="QEMU emulator version 7.2.19 (Debian)")
-    assert old.args() == ["-accel", "tcg,thread=single", "-cpu", "max", "-smp", "1"]
+    assert old.args() == ["-accel", "tcg,thread=single", "-cpu", "max,la57=off", "-smp", "1"]
     assert "single-threaded" in old.note() and "QemuKvm=no" in old.note()
     new = accel.choose(config, kvm=False, reason="r", version="QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-2)")
     assert new.multi_threaded and new.smp == str(os.cpu_count())

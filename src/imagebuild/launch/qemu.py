@@ -22,7 +22,7 @@ import contextlib
 import os
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,6 +82,10 @@ class QemuOptions:
     # cached image): booted through a qcow2 overlay in the scratch directory instead of sharing the tree
     # over virtiofs, which under TCG costs about 10 s of every boot.
     root_disk: Path | None = None
+    # The firmware variables to start a machine from instead of QemuFirmwareVariables='s file: e.g. the
+    # plugin's copy of the variables after systemd-boot enrolled the image's keys (pytest_mkosi.enrolled_vars),
+    # so that a Secure Boot boot skips enrolling them and the firmware's reset that follows.
+    firmware_variables: Path | None = None
 
 
 @dataclass
@@ -309,6 +313,8 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
         argv += accelerator.args()
         if firmware in (QemuFirmware.uefi, QemuFirmware.uefi_secure_boot):
             ovmf = fw.find_ovmf(config, firmware, tools_tree)
+            if options.firmware_variables is not None:
+                ovmf = replace(ovmf, variables=options.firmware_variables)
             argv += fw.firmware_args(ovmf, fw.writable_variables(ovmf, scratch))
         if kernel is not None:
             argv += ["-kernel", os.fspath(kernel)]
