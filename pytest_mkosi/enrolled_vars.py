@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -109,8 +110,7 @@ def enroll(config: Config, variables: Path, *, tools_tree: Path | None) -> bool 
                 process.kill()
             _, stderr = process.communicate()
         if outcome:
-            with (scratch / "ovmf-vars.fd").open("rb") as source, variables.open("wb") as target:
-                target.write(source.read())
+            shutil.copyfile(scratch / "ovmf-vars.fd", variables)
         log.info("OVMF variables of %s: %s after %.1f s%s", config.output,
                  {True: "keys enrolled", False: "nothing to enroll", None: "the enrollment boot failed"}[outcome],
                  time.monotonic() - started, f" ({stderr.decode(errors='replace').strip()[-500:]})"
