@@ -40,6 +40,8 @@ class Runner(abc.ABC):
     can_outlive_session: bool = False
     # How long start() and a reboot may take unless the caller says otherwise (Machine.boot_timeout).
     boot_timeout: float = 120.0
+    # Boots cut and started again because the guest's kernel stalled for good (runners/stall.py).
+    stalled_boots: int = 0
 
     @abc.abstractmethod
     def start(self, *, timeout: float) -> None:

@@ -27,6 +27,7 @@ import logging
 import shlex
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,7 @@ from pytest_mkosi.runners.qemu_snapshots import QemuSnapshots
 from pytest_mkosi.runners.qemu_supervisor import Spec
 from pytest_mkosi.runners.qmp import Qmp, QmpError
 from pytest_mkosi.runners.readiness import ReadyPort
+from pytest_mkosi.runners.stall import GuestStalled, StallWatch
 from pytest_mkosi.transport.ssh import SocketFactory, SshConnection, fresh_sshd_socket, unix_socket
 from pytest_mkosi.transport.vsock import notify_listener, vsock_socket
 
@@ -54,6 +56,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pytest_mkosi")
 CONSOLE_TAIL_LINES = 40
+# Boots cut because the guest's kernel stalled, per start(), before it gives up.
+STALL_RETRIES = 1
 
 
 class QemuRunner(QemuSnapshots, Runner):
@@ -148,50 +152,84 @@ class QemuRunner(QemuSnapshots, Runner):
         return self._state, self._keys
 
     def start(self, *, timeout: float = boot_timeout) -> None:
-        """Boot (again, after a crash or power-off: on the same overlay); return once SSH answers."""
+        """Boot (again, after a crash or power-off: on the same overlay); return once SSH answers. A boot
+        whose guest kernel stalls for good (runners/stall.py) is cut and started again, STALL_RETRIES times."""
         if self.is_running():
             return
         started = time.monotonic()
         deadline = started + timeout
+        first_boot = self._state is None
+        for retry in range(STALL_RETRIES + 1):
+            try:
+                self._boot_once(started, deadline)
+                return
+            except GuestStalled as e:
+                if retry == STALL_RETRIES:
+                    tail = self._console_tail()
+                    self.stop()
+                    raise RunError(f"{self.name} did not come up: {e} (booted {retry + 1} times)\n{tail}") from None
+                self.stalled_boots += 1
+                log.warning("%s: %s; booting it again", self.name, e)
+                # A first boot starts again from nothing (a fresh overlay); a restart keeps its overlay.
+                if first_boot:
+                    self.stop()
+                else:
+                    self.power_off_hard()
+            except BaseException as e:
+                tail = self._console_tail()
+                self.stop()
+                if isinstance(e, Exception) and not isinstance(e, RunError):
+                    raise RunError(f"{self.name} did not come up: {e}\n{tail}") from None
+                raise
+
+    def _boot_once(self, started: float, deadline: float) -> None:
         # What the last boot left (swtpm keeps running after qemu ended, its QMP and readiness sockets).
         self._end_boot()
         state_dir, keys = self._machine_state()
         state = state_dir.path
-        try:
-            self._channel = self._channel_for(state, keys)
-            # paused (-S): restore() loads a snapshot into a machine that has not run yet (no boot).
-            spec = Spec(self.config, self.tools_tree, self.qemu_options(state, self._channel), state,
-                        paused=self._start_paused, ready_socket=self._channel.ready_socket)
-            self._boot = SupervisedBoot.start(spec, state_dir, timeout=max(1.0, deadline - time.monotonic()))
-            self.accelerator, self.accelerator_note = self._boot.accelerator, self._boot.accelerator_note
-            self._qmp = Qmp(state / "qmp.sock")
-            if self._channel.ready_socket is not None:
-                self._ready = ReadyPort(self._channel.ready_socket)
-                self._ready.connect(deadline=deadline, alive=self.is_running)
-            if not self._start_paused:
-                self._wait_ready(other_than=None, deadline=deadline)
-                self.boot_seconds = time.monotonic() - started
-        except BaseException as e:
-            tail = self._console_tail()
-            self.stop()
-            if isinstance(e, Exception) and not isinstance(e, RunError):
-                raise RunError(f"{self.name} did not come up: {e}\n{tail}") from None
-            raise
+        watch = StallWatch(state / "console.log")
+        self._channel = self._channel_for(state, keys)
+        # paused (-S): restore() loads a snapshot into a machine that has not run yet (no boot).
+        spec = Spec(self.config, self.tools_tree, self.qemu_options(state, self._channel), state,
+                    paused=self._start_paused, ready_socket=self._channel.ready_socket)
+        self._boot = SupervisedBoot.start(spec, state_dir, timeout=max(1.0, deadline - time.monotonic()))
+        self.accelerator, self.accelerator_note = self._boot.accelerator, self._boot.accelerator_note
+        self._qmp = Qmp(state / "qmp.sock")
+        if self._channel.ready_socket is not None:
+            self._ready = ReadyPort(self._channel.ready_socket)
+            self._ready.connect(deadline=deadline, alive=self.is_running)
+        if not self._start_paused:
+            self._wait_ready(other_than=None, deadline=deadline, watch=watch)
+            self.boot_seconds = time.monotonic() - started
 
-    def _wait_ready(self, *, other_than: str | None, deadline: float) -> None:
-        """The next announcement of a fresh sshd (in a boot other than `other_than`), then the handshake."""
+    def _wait_ready(self, *, other_than: str | None, deadline: float, watch: StallWatch | None = None) -> None:
+        """The next announcement of a fresh sshd (in a boot other than `other_than`), then the handshake;
+        GuestStalled as soon as `watch` sees the guest's kernel stall."""
+        check = watch.check if watch is not None else None
         if self._ready is not None:
             self._ready.drain()
-            self.boot_id = self._ready.wait_boot(other_than=other_than, deadline=deadline, alive=self.is_running)
+            self.boot_id = self._ready.wait_boot(other_than=other_than, deadline=deadline, alive=self.is_running,
+                                                 check=check)
         elif self._notify is not None:
-            self._wait_notify(deadline)
+            self._wait_notify(deadline, check)
         self._connect(deadline)
 
-    def _wait_notify(self, deadline: float) -> None:
+    def _wait_notify(self, deadline: float, check: Callable[[], None] | None) -> None:
         assert self._notify is not None
-        self._notify.settimeout(max(0.1, deadline - time.monotonic()))
-        connection, _ = self._notify.accept()
+        while True:
+            if check is not None:
+                check()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the guest did not send READY=1")
+            self._notify.settimeout(min(remaining, 1.0))
+            try:
+                connection, _ = self._notify.accept()
+                break
+            except TimeoutError:
+                continue
         with connection:
+            connection.settimeout(max(0.1, deadline - time.monotonic()))
             data = b""
             while b"READY=1" not in data:
                 chunk = connection.recv(4096)
@@ -306,8 +344,8 @@ class QemuRunner(QemuSnapshots, Runner):
         # The stream of the old boot is dead; its sshd is gone.
         self._close_ssh()
         try:
-            self._wait_ready(other_than=self.boot_id, deadline=deadline)
-        except (TimeoutError, ConnectionError, OSError) as e:
+            self._wait_ready(other_than=self.boot_id, deadline=deadline, watch=StallWatch(self.console_log_path))
+        except (TimeoutError, ConnectionError, OSError, GuestStalled) as e:
             raise RunError(f"{self.name} did not come back after the reboot: {e}\n{self._console_tail()}") from None
 
     def reset(self) -> None:

@@ -42,9 +42,10 @@ class ReadyPort:
             if not self._sock.recv(65536):
                 break
 
-    def wait_boot(self, *, other_than: str | None, deadline: float, alive: Callable[[], bool]) -> str:
+    def wait_boot(self, *, other_than: str | None, deadline: float, alive: Callable[[], bool],
+                  check: Callable[[], None] | None = None) -> str:
         """The next boot ID the guest announces that is not `other_than`; TimeoutError at the deadline,
-        ConnectionError when qemu is gone."""
+        ConnectionError when qemu is gone; `check` is called while waiting and may raise (runners/stall.py)."""
         if self._sock is None:
             raise ConnectionError("the readiness port is not connected")
         while True:
@@ -53,6 +54,8 @@ class ReadyPort:
                 line = line.strip()
                 if BOOT_ID.match(line) and line.decode() != other_than:
                     return line.decode()
+            if check is not None:
+                check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("the guest did not announce readiness")

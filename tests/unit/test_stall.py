@@ -1,0 +1,131 @@
+"""A boot whose guest kernel lost its timer (runners/stall.py): told from the console as it is written, and
+the qemu runner boots again once instead of waiting out its timeout (the process layer is faked here; a real
+lost timer cannot be caused on purpose)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from imagebuild.config import load
+from imagebuild.errors import RunError
+from pytest_mkosi.runners import stall
+from pytest_mkosi.runners.qemu import QemuRunner
+from pytest_mkosi.runners.readiness import ReadyPort
+from pytest_mkosi.runners.stall import GuestStalled, StallWatch
+
+# What the CI host's guest printed (trimmed), and a plain stall of an overloaded guest that still boots.
+LOST = ("[  421.414520] rcu: rcu_preempt kthread timer wakeup didn't happen for 15752 jiffies! g-1135 f0x0\n"
+        "[  421.417590] rcu: \tPossible timer handling issue on cpu=1 timer-softirq=1\n")
+SLOW = "[   44.1] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n[   44.2] rcu: \t1-...!: (0 ticks this GP)\n"
+
+
+@pytest.fixture(autouse=True)
+def every_call_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stall, "CHECK_INTERVAL", 0.0)
+
+
+def test_watch_sees_only_what_the_log_gains_and_only_a_lost_timer(tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_text(LOST)  # an earlier boot's
+    watch = StallWatch(log)
+    watch.check()
+    with log.open("a") as f:
+        f.write(SLOW + "[   45.0] systemd[1]: Started foo.service\n")
+    watch.check()
+    with log.open("a") as f:
+        f.write(LOST[:40])  # half a line: not yet
+    watch.check()
+    with log.open("a") as f:
+        f.write(LOST[40:])
+    with pytest.raises(GuestStalled, match=r"lost a timer interrupt.*timer wakeup didn't happen"):
+        watch.check()
+
+
+def test_watch_of_a_log_not_yet_written(tmp_path: Path) -> None:
+    watch = StallWatch(tmp_path / "console.log")
+    watch.check()
+    (tmp_path / "console.log").write_text(LOST)
+    with pytest.raises(GuestStalled):
+        watch.check()
+
+
+def test_ready_port_wait_ends_when_the_check_raises(tmp_path: Path) -> None:
+    path = tmp_path / "ready.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    accepted: list[socket.socket] = []
+    thread = threading.Thread(target=lambda: accepted.append(server.accept()[0]))
+    thread.start()
+    port = ReadyPort(path)
+    port.connect(deadline=time.monotonic() + 5, alive=lambda: True)
+    log = tmp_path / "console.log"
+    watch = StallWatch(log)
+    log.write_text(LOST)
+    started = time.monotonic()
+    with pytest.raises(GuestStalled):
+        port.wait_boot(other_than=None, deadline=time.monotonic() + 30, alive=lambda: True, check=watch.check)
+    assert time.monotonic() - started < 5
+    port.close()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+class FakeState:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.removed = False
+
+    def remove(self) -> None:
+        self.removed = True
+
+
+def runner_for(tmp_path: Path) -> QemuRunner:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "image.raw").write_bytes(b"disk")
+    _, images = load(["-C", str(tmp_path), "--distribution=debian", "--release=trixie", "--format=disk",
+                      f"--output-dir={out}", "summary"])
+    return QemuRunner(images[-1], out / "image.raw", name="m", state_parent=tmp_path / "machines")
+
+
+def test_a_stalled_first_boot_starts_again_from_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = runner_for(tmp_path)
+    states: list[FakeState] = []
+
+    def boot_once(started: float, deadline: float) -> None:
+        assert runner._state is None  # a fresh machine each time: the stalled one was stopped
+        states.append(FakeState(tmp_path))
+        runner._state = states[-1]  # type: ignore[assignment]
+        if len(states) == 1:
+            raise GuestStalled("rcu: rcu_preempt kthread timer wakeup didn't happen")
+
+    monkeypatch.setattr(runner, "_boot_once", boot_once)
+    runner.start()
+    assert len(states) == 2 and states[0].removed and not states[1].removed
+    assert runner.stalled_boots == 1
+
+
+def test_a_stalled_restart_keeps_its_overlay_and_two_stalls_fail(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = runner_for(tmp_path)
+    state = FakeState(tmp_path)
+    runner._state = state  # type: ignore[assignment]
+    calls: list[str] = []
+
+    def boot_once(started: float, deadline: float) -> None:
+        calls.append("boot")
+        assert not state.removed  # power_off_hard() between the two, not stop()
+        raise GuestStalled("rcu: \tPossible timer handling issue on cpu=1")
+
+    monkeypatch.setattr(runner, "_boot_once", boot_once)
+    with pytest.raises(RunError, match=r"did not come up: .*timer handling issue.*\(booted 2 times\)"):
+        runner.start()
+    assert calls == ["boot", "boot"] and runner.stalled_boots == 1 and state.removed
