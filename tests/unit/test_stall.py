@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from imagebuild.config import load
 from imagebuild.errors import RunError
 from pytest_mkosi.runners import stall
 from pytest_mkosi.runners.qemu import QemuRunner
 from pytest_mkosi.runners.readiness import ReadyPort
 from pytest_mkosi.runners.stall import GuestStalled, StallWatch
+from tests.unit.test_qemu_runner import disk_config
 
 # What the CI host's guest printed (trimmed), and a plain stall of an overloaded guest that still boots.
 LOST = ("[  421.414520] rcu: rcu_preempt kthread timer wakeup didn't happen for 15752 jiffies! g-1135 f0x0\n"
@@ -88,12 +88,8 @@ class FakeState:
 
 
 def runner_for(tmp_path: Path) -> QemuRunner:
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "image.raw").write_bytes(b"disk")
-    _, images = load(["-C", str(tmp_path), "--distribution=debian", "--release=trixie", "--format=disk",
-                      f"--output-dir={out}", "summary"])
-    return QemuRunner(images[-1], out / "image.raw", name="m", state_parent=tmp_path / "machines")
+    config, image = disk_config(tmp_path)
+    return QemuRunner(config, image, name="m", state_parent=tmp_path / "machines")
 
 
 def test_a_stalled_first_boot_starts_again_from_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
