@@ -46,7 +46,7 @@ from pytest_mkosi.runners.qemu_snapshots import QemuSnapshots
 from pytest_mkosi.runners.qemu_supervisor import Spec
 from pytest_mkosi.runners.qmp import Qmp, QmpError
 from pytest_mkosi.runners.readiness import ReadyPort
-from pytest_mkosi.runners.stall import GuestStalled, StallWatch
+from pytest_mkosi.runners.stall import GuestStalled, StallWatch, set_aside
 from pytest_mkosi.transport.ssh import SocketFactory, SshConnection, fresh_sshd_socket, unix_socket
 from pytest_mkosi.transport.vsock import notify_listener, vsock_socket
 
@@ -170,11 +170,14 @@ class QemuRunner(QemuSnapshots, Runner):
                     raise RunError(f"{self.name} did not come up: {e} (booted {retry + 1} times)\n{tail}") from None
                 self.stalled_boots += 1
                 log.warning("%s: %s; booting it again", self.name, e)
-                # A first boot starts again from nothing (a fresh overlay); a restart keeps its overlay.
+                # A first boot starts again from nothing (a fresh overlay); a restart keeps its overlay, and
+                # the cut boot's console goes aside.
                 if first_boot:
                     self.stop()
                 else:
                     self.power_off_hard()
+                    with contextlib.suppress(OSError):
+                        set_aside(self.console_log_path, e.since)
             except BaseException as e:
                 tail = self._console_tail()
                 self.stop()

@@ -17,11 +17,27 @@ CHECK_INTERVAL = 1.0
 
 
 class GuestStalled(Exception):
-    """The guest's kernel reported a lost timer: this boot cannot finish."""
+    """The guest's kernel reported a lost timer: this boot cannot finish. `since`: where the boot's console
+    output begins in the log."""
 
-    def __init__(self, line: str) -> None:
+    def __init__(self, line: str, *, since: int = 0) -> None:
         super().__init__(f"the guest's kernel lost a timer interrupt and stalls (a TCG fault): {line}")
         self.line = line
+        self.since = since
+
+
+def set_aside(log: Path, since: int) -> Path:
+    """Once qemu has exited: move what a cut boot printed (from byte `since` on) out of the console log into
+    console.stalled.log beside it, so that the log's readers (the badness gate, wait_for_console_text()) see
+    the boots that count, not a TCG fault the runner dealt with. Returns the file it went to."""
+    aside = log.with_name("console.stalled.log")
+    with log.open("r+b") as f:
+        f.seek(since)
+        cut = f.read()
+        f.truncate(since)
+    with aside.open("ab") as f:
+        f.write(cut)
+    return aside
 
 
 class StallWatch:
@@ -30,9 +46,10 @@ class StallWatch:
     def __init__(self, log: Path) -> None:
         self.log = log
         try:
-            self._offset = log.stat().st_size
+            self.start = log.stat().st_size
         except OSError:
-            self._offset = 0
+            self.start = 0
+        self._offset = self.start
         self._partial = b""
         self._checked = 0.0
 
@@ -53,4 +70,4 @@ class StallWatch:
         self._partial = lines.pop()
         for line in lines:
             if LOST_TIMER.search(line):
-                raise GuestStalled(line.decode(errors="replace").strip())
+                raise GuestStalled(line.decode(errors="replace").strip(), since=self.start)
