@@ -260,6 +260,8 @@ def junit_properties(tracked: Tracked, boot: Boot) -> list[tuple[str, str]]:
         found.append(("mkosi_restores", str(tracked.watch.restores)))
     if runner.stalled_boots:
         found.append(("mkosi_stalled_boots", str(runner.stalled_boots)))
+    if runner.restore_fallbacks:
+        found.append(("mkosi_restore_fallbacks", str(runner.restore_fallbacks)))
     if boot.timings is not None:
         found += [(f"mkosi_boot_{phase}", f"{seconds:.3f}") for phase, seconds in boot.timings.as_dict().items()]
     elif boot.timing_error:

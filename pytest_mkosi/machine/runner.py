@@ -42,6 +42,8 @@ class Runner(abc.ABC):
     boot_timeout: float = 120.0
     # Boots cut and started again because the guest's kernel stalled for good (runners/stall.py).
     stalled_boots: int = 0
+    # Restores whose SSH session saved with the machine could not be replayed (a fresh sshd took over, slower).
+    restore_fallbacks: int = 0
 
     @abc.abstractmethod
     def start(self, *, timeout: float) -> None:

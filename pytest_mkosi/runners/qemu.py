@@ -52,7 +52,7 @@ from pytest_mkosi.transport.vsock import notify_listener, vsock_socket
 
 if TYPE_CHECKING:
     from imagebuild.config import Config
-    from pytest_mkosi.runners.snapshot import SavedHandshake
+    from pytest_mkosi.transport.replay import SessionRecord
 
 log = logging.getLogger("pytest_mkosi")
 CONSOLE_TAIL_LINES = 40
@@ -107,9 +107,9 @@ class QemuRunner(QemuSnapshots, Runner):
         self._qmp: Qmp | None = None
         self._channel: guest_ssh.GuestChannel | None = None
         self._keys: SshKeys | None = None
-        # How far the sshd saved with each snapshot got in its handshake (snapshot()).
-        self._saved_handshakes: dict[str, SavedHandshake] = {}
-        self.restore_fallbacks = 0  # restores whose saved sshd failed its handshake (a fresh sshd took over)
+        # The start of the SSH session saved with each snapshot (snapshot()).
+        self._saved_sessions: dict[str, SessionRecord] = {}
+        self.restore_fallbacks = 0  # restores whose saved session could not be replayed (a fresh sshd took over)
         self._start_paused = False
 
     # -- paths ---------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ a fresh machine (the QMP jobs and the sshd saved with the machine are runners/sn
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from typing import TYPE_CHECKING
 
@@ -13,21 +12,20 @@ import paramiko
 from imagebuild.errors import RunError
 from imagebuild.launch import guest_ssh
 from pytest_mkosi.runners.snapshot import (
-    SavedHandshake,
     SshPort,
     VmSnapshots,
-    load_with_sshd_waiting,
-    one_connection,
-    save_with_sshd_waiting,
+    load_with_session,
+    replay_session,
+    save_with_session,
     set_guest_clock,
 )
-from pytest_mkosi.transport.ssh import SshConnection
 
 if TYPE_CHECKING:
     from imagebuild.launch.ssh_keys import SshKeys
     from pytest_mkosi.runners.qmp import Qmp
     from pytest_mkosi.runners.readiness import ReadyPort
-    from pytest_mkosi.transport.ssh import SocketFactory
+    from pytest_mkosi.transport.replay import SessionRecord
+    from pytest_mkosi.transport.ssh import SocketFactory, SshConnection
 
 log = logging.getLogger("pytest_mkosi")
 
@@ -42,8 +40,8 @@ class QemuSnapshots:
     _keys: SshKeys | None
     _ssh: SshConnection | None
     _ready: ReadyPort | None
-    # How far the sshd saved with each snapshot got in its handshake before the save (snapshot()).
-    _saved_handshakes: dict[str, SavedHandshake]
+    # The start of the SSH session saved with each snapshot (snapshot()).
+    _saved_sessions: dict[str, SessionRecord]
     _start_paused: bool
 
     if TYPE_CHECKING:
@@ -62,14 +60,9 @@ class QemuSnapshots:
             return None
         return SshPort(self._qmp, self._socket_factory(), guest_ssh.SSH_CHARDEV)
 
-    def _connect_over(self, sock: socket.socket, handshake: SavedHandshake, deadline: float) -> None:
-        assert self._keys is not None
-        self._ssh = SshConnection.to_machine(one_connection(sock, handshake), self._keys,
-                                             timeout=max(1.0, deadline - time.monotonic()))
-
     def snapshot(self, tag: str = "fresh", *, timeout: float = 120.0) -> float:
         """Save the running machine (RAM, devices, swtpm's state, the overlay) as `tag`; seconds taken. Over
-        virtio-serial it is saved with an sshd waiting for the host (runners/snapshot.py)."""
+        virtio-serial it is saved in the middle of an SSH session, which every restore replays (snapshot.py)."""
         if self._qmp is None or not self.is_running():
             raise RunError(f"{self.name} is not running: nothing to snapshot")
         deadline = time.monotonic() + timeout
@@ -79,10 +72,9 @@ class QemuSnapshots:
         port = self._ssh_port()
         if port is None:
             return VmSnapshots(self._qmp).save(tag)
+        assert self._keys is not None
         self.release_ssh(timeout=timeout)
-        seconds, sock, handshake = save_with_sshd_waiting(port, tag, deadline=deadline)
-        self._saved_handshakes[tag] = handshake
-        self._connect_over(sock, handshake, deadline)
+        seconds, self._ssh, self._saved_sessions[tag] = save_with_session(port, tag, self._keys, deadline=deadline)
         return seconds
 
     def restore(self, tag: str = "fresh", *, timeout: float = 60.0) -> float:
@@ -99,29 +91,29 @@ class QemuSnapshots:
         if self._qmp is None:
             raise RunError(f"{self.name} is not running: start it (and snapshot it) before restoring")
         deadline = time.monotonic() + timeout
-        port, handshake = self._ssh_port(), self._saved_handshakes.get(tag)
-        if port is None or handshake is None:
+        port, record = self._ssh_port(), self._saved_sessions.get(tag)
+        if port is None or record is None or self._keys is None:
             self._close_ssh()
             VmSnapshots(self._qmp).load(tag)
             self._qmp.command("cont")  # loaded into a paused qemu (above), it stays paused
             if self._ready is not None:
                 self._ready.drain()
             self._connect(deadline)
-        else:
-            sock = load_with_sshd_waiting(port, tag, self._close_ssh, deadline=deadline)
-            if self._ready is not None:
-                self._ready.drain()  # announcements of the machine of before the load
-            try:
-                self._connect_over(sock, handshake, deadline)
-            except (RunError, ConnectionError, OSError, paramiko.SSHException, EOFError) as e:
-                # Seen once in a CI run under load: the saved sshd's stream arrived garbled ("Invalid packet
-                # blocking"). The restored boot is fine; its next sshd (started when this one sees the hang-up)
-                # takes a normal handshake, at the price of its start.
-                sock.close()
-                self.restore_fallbacks += 1
-                log.warning("%s: the sshd saved with the machine failed its handshake (%s); connecting to a "
-                            "fresh sshd of the restored boot instead", self.name, e)
-                self.reconnect(timeout=max(1.0, deadline - time.monotonic()))
-        set_guest_clock(self.connection())
+            set_guest_clock(self.connection())
+            return time.monotonic() - started
+        sock = load_with_session(port, tag, self._close_ssh, deadline=deadline)
+        if self._ready is not None:
+            self._ready.drain()  # announcements of the machine of before the load
+        try:
+            self._ssh = replay_session(sock, record, self._keys, deadline=deadline)
+        except (RunError, ConnectionError, OSError, paramiko.SSHException, EOFError) as e:
+            # The restored boot is fine; its next sshd (started when this one sees the hang-up) takes a normal
+            # handshake, at the price of its start.
+            sock.close()
+            self.restore_fallbacks += 1
+            log.warning("%s: the SSH session saved with the machine could not be replayed (%s); connecting to "
+                        "a fresh sshd of the restored boot instead", self.name, e)
+            self.reconnect(timeout=max(1.0, deadline - time.monotonic()))
+            set_guest_clock(self.connection())
         return time.monotonic() - started
 

@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 import paramiko
 
 from imagebuild.errors import RunError
-from imagebuild.launch.serial_sshd import PrefixedSocket, open_fresh_sshd
+from imagebuild.launch.serial_sshd import open_fresh_sshd
 from pytest_mkosi.runners.qmp import Qmp, QmpError
+from pytest_mkosi.transport.replay import RecordingSocket, RepeatableTransport, ReplayingSocket, SessionRecord
 from pytest_mkosi.transport.ssh import SshConnection
 
 if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
+    from imagebuild.launch.ssh_keys import SshKeys
 
 # The drive id imagebuild.launch.qemu gives the image's disk.
 IMAGE_DRIVE = "image"
@@ -113,101 +114,17 @@ class VmSnapshots:
             time.sleep(0.01)
 
 
-# -- a snapshot with sshd waiting: restore meets an sshd that has started and sent its KEXINIT -------------
+# -- a snapshot with an SSH session in it: a restore replays the session's start instead of a handshake -------
 #
 # Over virtio-serial the guest's `sshd -i` reads the port: with no host connected it reads EOF and exits, and
 # systemd starts the next one after a pause, so a machine saved while the host is away is saved between two
-# sshds, and every restore pays for an sshd start under TCG (seconds). Instead the host connects to the port
-# before the save, reads the waiting sshd's banner, sends paramiko's and reads the sshd's KEXINIT: OpenSSH
-# (10+) starts its pre-authentication process (sshd-auth, an exec: about a second under TCG) between the two,
-# so the snapshot holds an sshd past that, waiting for the client's KEXINIT, and the port's "host connected"
-# state. A restore loads it while a new host connection is up (qemu then tells the guest nothing: connected
-# before, connected now), hands paramiko what the sshd said and swallows paramiko's banner, already said.
-
-SSH_MSG_KEXINIT = 20
-LONGEST_PACKET = 35000  # RFC 4253 6.1: what every implementation must take
-
-
-def client_banner() -> bytes:
-    """The identification line paramiko sends first (the saved sshd has had it: every restore checks it)."""
-    transport = paramiko.Transport
-    return f"SSH-{getattr(transport, '_PROTO_ID', '2.0')}-{getattr(transport, '_CLIENT_ID', '')}\r\n".encode()
-
-
-@dataclass(frozen=True)
-class SavedHandshake:
-    """The start of the SSH handshake saved with a machine: what its sshd said (the banner, then its
-    KEXINIT packet) and the client banner it got."""
-
-    server_said: bytes
-    client_said: bytes
-
-
-class ReplayedSocket(PrefixedSocket):
-    """A connection to a saved sshd: the first reads return what it said before the save, and the first
-    bytes sent, which it heard before the save, are checked and swallowed."""
-
-    def __init__(self, sock: socket.socket, handshake: SavedHandshake) -> None:
-        super().__init__(sock, handshake.server_said)
-        self._said = handshake.client_said
-
-    def _swallowed(self, data: bytes) -> int:
-        count = min(len(data), len(self._said))
-        if bytes(data[:count]) != self._said[:count]:
-            # paramiko turns this into an EOFError; the restore then falls back to a fresh sshd.
-            raise ConnectionError(f"the client's identification {bytes(data[:count])!r} is not the "
-                                  f"{self._said!r} the saved sshd got")
-        self._said = self._said[count:]
-        return count
-
-    def send(self, data: ReadableBuffer, flags: int = 0) -> int:
-        if self._said:
-            return self._swallowed(bytes(data))
-        return super().send(data, flags)
-
-    def sendall(self, data: ReadableBuffer, flags: int = 0) -> None:
-        data = bytes(data)
-        while self._said and data:
-            data = data[self._swallowed(data):]
-        if data:
-            super().sendall(data, flags)
-
-
-def one_connection(sock: socket.socket, handshake: SavedHandshake) -> Callable[[], socket.socket]:
-    """A socket factory for SshConnection that hands out `sock` (ReplayedSocket) once: a failed handshake
-    cannot be retried on the same sshd."""
-    handed: list[socket.socket] = []
-
-    def connect() -> socket.socket:
-        if handed:
-            raise RunError("the SSH handshake with the sshd saved in the snapshot failed")
-        handed.append(ReplayedSocket(sock, handshake))
-        return handed[0]
-
-    return connect
-
-
-def read_kexinit(sock: socket.socket, deadline: float) -> bytes:
-    """The server's first binary packet, which must be its KEXINIT (RFC 4253 7.1: sent unencrypted right
-    after the identification lines), as it came."""
-    data = b""
-    wanted = 4
-    while len(data) < wanted:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
-            raise SnapshotError(f"the sshd to be saved with the machine sent no KEXINIT ({len(data)} bytes came)")
-        chunk = sock.recv(wanted - len(data))
-        if not chunk:
-            raise SnapshotError("the sshd to be saved with the machine hung up before its KEXINIT")
-        data += chunk
-        if len(data) == 4:
-            length = int.from_bytes(data, "big")
-            if not 6 <= length <= LONGEST_PACKET:
-                raise SnapshotError(f"the sshd to be saved with the machine sent no packet (length {length})")
-            wanted = 4 + length
-    if data[5] != SSH_MSG_KEXINIT:
-        raise SnapshotError(f"the sshd to be saved with the machine sent message {data[5]}, not its KEXINIT")
-    return data
+# sshds, and every restore would pay for an sshd start and a handshake under TCG (seconds). Instead the host
+# connects to a fresh sshd before the save, records the session (transport/replay.py) through the key
+# exchange, the login and the start of the clock setter (a channel on which the guest's shell waits for the
+# host's time), stops the guest, takes in what it sent last, and saves: the snapshot holds that session and
+# the port's "host connected" state. A restore loads it while a new host connection is up (qemu then tells
+# the guest nothing: connected before, connected now), replays the session's start on the host and sends
+# the time on the waiting channel: the guest's first work after a load is setting its clock.
 
 
 def read_available(sock: socket.socket, wait: float = 0.0) -> bytes:
@@ -245,31 +162,57 @@ class SshPort:
             time.sleep(0.002)
 
 
-def save_with_sshd_waiting(port: SshPort, tag: str, *, deadline: float
-                           ) -> tuple[float, socket.socket, SavedHandshake]:
-    """Connect to the SSH port (no one else may be connected), take the handshake of the fresh sshd that
-    answers (serial_sshd: never an old session's bytes, which every restore would replay) up to its KEXINIT
-    and save the machine as `tag`. Returns the seconds the save took, the connected socket (the guest's sshd
-    waits for the client's KEXINIT on it) and the handshake so far, which every restore replays."""
+def _handed_once(sock: socket.socket) -> Callable[[], socket.socket]:
+    """A socket factory for SshConnection that hands out `sock` once: a failed handshake cannot be retried
+    on the same sshd."""
+    handed: list[socket.socket] = []
+
+    def connect() -> socket.socket:
+        if handed:
+            raise RunError("the SSH handshake with the sshd of the snapshot failed")
+        handed.append(sock)
+        return sock
+
+    return connect
+
+
+def save_with_session(port: SshPort, tag: str, keys: SshKeys, *, deadline: float
+                      ) -> tuple[float, SshConnection, SessionRecord]:
+    """Connect to a fresh sshd on the SSH port (no one else may be connected; serial_sshd: never an old
+    session's bytes), record the session's start and save the machine as `tag` in the middle of it. Returns
+    the seconds the save took, the connection (the running machine goes on with it) and the record every
+    restore replays."""
     try:
         sock, banner = open_fresh_sshd(port.connect, deadline=deadline)
     except TimeoutError as e:
         raise SnapshotError(f"no sshd answered on the SSH port to be saved with the machine: {e}") from None
+    recording = RecordingSocket(sock, banner)
+    connection = SshConnection.to_machine(_handed_once(recording), keys, record=True,
+                                          timeout=max(1.0, deadline - time.monotonic()))
     try:
-        said = client_banner()
-        sock.sendall(said)
-        handshake = SavedHandshake(banner + read_kexinit(sock, deadline), said)
-        seconds = VmSnapshots(port.qmp).save(tag)
+        clock = GuestClockSetter.start(connection, timeout=max(1.0, deadline - time.monotonic()))
+        transport = connection.client.get_transport()
+        if not isinstance(transport, RepeatableTransport):
+            raise SnapshotError("the SSH session to be saved with the machine cannot be replayed")
+        port.qmp.command("stop")
+        try:
+            recording.wait_quiet(deadline=deadline)  # everything the guest sent before it stopped, recorded
+            record = recording.freeze(transport, f"{transport.local_version}\r\n".encode())
+            seconds = VmSnapshots(port.qmp).save(tag)
+        finally:
+            port.qmp.command("cont")
+        connection.enable_keepalive()
+        clock.set()  # the running machine's setter: its clock is right anyway
     except BaseException:
-        sock.close()
+        connection.close()
         raise
-    return seconds, sock, handshake
+    return seconds, connection, record
 
 
-def load_with_sshd_waiting(port: SshPort, tag: str, close_current: Callable[[], None], *, deadline: float
-                           ) -> socket.socket:
-    """Load `tag` (saved by save_with_sshd_waiting) and return a socket to the sshd saved with it. The guest
-    is paused from before the new connection on, so that the machine of before the load writes nothing into
+def load_with_session(port: SshPort, tag: str, close_current: Callable[[], None], *, deadline: float
+                      ) -> socket.socket:
+    """Load `tag` (saved by save_with_session) and return a socket to the sshd saved with it. The guest is
+    paused from before the new connection on, so that the machine of before the load writes nothing into
     it; the current one is closed before the pause (measured: qemu saw the hang-up within 1-2 ms under load
     instead of about 0.1 s, but at idle it still took about 0.1 s)."""
     close_current()
@@ -289,27 +232,62 @@ def load_with_sshd_waiting(port: SshPort, tag: str, close_current: Callable[[], 
     return sock
 
 
-def set_guest_clock(connection: SshConnection, *, timeout: float = 30.0) -> None:
-    """Set the guest's clock to the host's (after a load it shows the time of the save). The time is sent
-    once the guest's shell waits for it: a TCG guest takes a while to start a command, which would leave
-    a time sent with the command behind by as much."""
-    transport = connection.client.get_transport()
-    if transport is None or not transport.is_active():
-        raise ConnectionError("the SSH connection to the machine is closed")
-    channel = transport.open_session(timeout=timeout)
+def replay_session(sock: socket.socket, record: SessionRecord, keys: SshKeys, *, deadline: float) -> SshConnection:
+    """The saved session's client, replayed on `sock` (from load_with_session), with the guest's clock set;
+    raises (paramiko's errors, ConnectionError, RunError) when the replay does not fit the loaded sshd."""
+    connection = SshConnection.to_machine(_handed_once(ReplayingSocket(sock, record)), keys, replay=record,
+                                          timeout=max(1.0, deadline - time.monotonic()))
     try:
-        channel.settimeout(timeout)
-        # exec: no fork of the shell for date (under TCG a fork is as slow as a round trip).
-        channel.exec_command('echo ready; read -r t; exec date -u -s "@$t" >/dev/null')
-        said = b""
-        while b"ready\n" not in said:
-            chunk = channel.recv(64)
-            if not chunk:
-                break
-            said += chunk
-        channel.sendall(f"{time.time():.6f}\n".encode())
-        if not channel.status_event.wait(timeout) or channel.recv_exit_status() != 0:
-            error = channel.recv_stderr(4096).decode(errors="replace").strip() if channel.recv_stderr_ready() else ""
-            raise RunError(f"cannot set the guest's clock after a restore: {error or 'date failed'}")
-    finally:
-        channel.close()
+        GuestClockSetter.start(connection, timeout=max(1.0, deadline - time.monotonic())).set()
+    except BaseException:
+        connection.close()
+        raise
+    connection.enable_keepalive()
+    return connection
+
+
+class GuestClockSetter:
+    """The guest's clock set to the host's (after a load it shows the time of the save): a shell in the
+    guest waits for the time, which the host sends when set() is called. Sending it only once the shell
+    waits keeps a TCG guest's slow command start out of the error; a snapshot saves the waiting shell."""
+
+    def __init__(self, channel: paramiko.Channel, timeout: float) -> None:
+        self.channel = channel
+        self.timeout = timeout
+
+    @classmethod
+    def start(cls, connection: SshConnection, *, timeout: float = 30.0) -> GuestClockSetter:
+        transport = connection.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionError("the SSH connection to the machine is closed")
+        channel = transport.open_session(timeout=timeout)
+        try:
+            channel.settimeout(timeout)
+            # exec: no fork of the shell for date (under TCG a fork is as slow as a round trip).
+            channel.exec_command('echo ready; read -r t; exec date -u -s "@$t" >/dev/null')
+            said = b""
+            while b"ready\n" not in said:
+                chunk = channel.recv(64)
+                if not chunk:
+                    raise RunError("the guest's shell that sets the clock ended before it was ready")
+                said += chunk
+        except BaseException:
+            channel.close()
+            raise
+        return cls(channel, timeout)
+
+    def set(self) -> None:
+        channel = self.channel
+        try:
+            channel.sendall(f"{time.time():.6f}\n".encode())
+            if not channel.status_event.wait(self.timeout) or channel.recv_exit_status() != 0:
+                ready = channel.recv_stderr_ready()
+                error = channel.recv_stderr(4096).decode(errors="replace").strip() if ready else ""
+                raise RunError(f"cannot set the guest's clock after a restore: {error or 'date failed'}")
+        finally:
+            channel.close()
+
+
+def set_guest_clock(connection: SshConnection, *, timeout: float = 30.0) -> None:
+    """Set the guest's clock to the host's over `connection`."""
+    GuestClockSetter.start(connection, timeout=timeout).set()

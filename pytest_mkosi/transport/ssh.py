@@ -27,12 +27,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paramiko
 
 from imagebuild.launch.serial_sshd import PrefixedSocket, open_fresh_sshd
 from imagebuild.launch.ssh_keys import HOST_KEY_ALIAS, SshKeys
 from pytest_mkosi.machine.result import CommandResult, CommandTimeout
+from pytest_mkosi.transport.replay import RepeatableTransport, SessionRecord, disabled_kex
 
 SocketFactory = Callable[[], socket.socket]
 # Called with ("stdout" | "stderr", line) for every complete line while a command runs (stream=True).
@@ -94,8 +96,12 @@ class SshConnection:
         hostname: str = "machine",
         username: str = "root",
         timeout: float = 30.0,
+        transport_factory: Callable[..., paramiko.Transport] | None = None,
+        disabled_algorithms: dict[str, list[str]] | None = None,
+        keepalive: bool = True,
     ) -> SshConnection:
-        """Connect, retrying while the machine's sshd is not there yet, until `timeout`."""
+        """Connect, retrying while the machine's sshd is not there yet, until `timeout`. `keepalive` False:
+        the host sends nothing of its own until enable_keepalive() (a session being recorded: replay.py)."""
         deadline = time.monotonic() + timeout
         while True:
             client = paramiko.SSHClient()
@@ -118,11 +124,13 @@ class SshConnection:
                     timeout=max(1.0, deadline - time.monotonic()),
                     banner_timeout=max(1.0, deadline - time.monotonic()),
                     auth_timeout=max(1.0, deadline - time.monotonic()),
+                    transport_factory=transport_factory,
+                    disabled_algorithms=disabled_algorithms,
                 )
-                transport = client.get_transport()
-                if transport is not None:
-                    transport.set_keepalive(KEEPALIVE_SECONDS)
-                return cls(client)
+                connection = cls(client)
+                if keepalive:
+                    connection.enable_keepalive()
+                return connection
             except (OSError, paramiko.SSHException, EOFError) as e:
                 client.close()
                 if isinstance(e, paramiko.BadHostKeyException | paramiko.AuthenticationException):
@@ -132,11 +140,27 @@ class SshConnection:
                 time.sleep(0.02)
 
     @classmethod
-    def to_machine(cls, factory: SocketFactory, keys: SshKeys, *, timeout: float) -> SshConnection:
-        """Log in with the machine's client key, its sshd pinned to the host key made for it (ssh_keys)."""
+    def to_machine(cls, factory: SocketFactory, keys: SshKeys, *, timeout: float,
+                   replay: SessionRecord | None = None, record: bool = False) -> SshConnection:
+        """Log in with the machine's client key, its sshd pinned to the host key made for it (ssh_keys).
+        `record`: a session that can be replayed (replay.py); `replay`: the client of such a session, replayed
+        (the factory gives a ReplayingSocket). Both send no keepalive until enable_keepalive()."""
         host_key = paramiko.Ed25519Key.from_private_key_file(str(keys.host_key))
+        if not record and replay is None:
+            return cls.connect(factory, key_file=keys.client_key, host_key=host_key, hostname=HOST_KEY_ALIAS,
+                               timeout=timeout)
+
+        def repeatable(sock: socket.socket, **kwargs: Any) -> paramiko.Transport:
+            return RepeatableTransport(sock, replay=replay, **kwargs)
+
         return cls.connect(factory, key_file=keys.client_key, host_key=host_key, hostname=HOST_KEY_ALIAS,
-                           timeout=timeout)
+                           timeout=timeout, transport_factory=repeatable, disabled_algorithms=disabled_kex(),
+                           keepalive=False)
+
+    def enable_keepalive(self) -> None:
+        transport = self.client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(KEEPALIVE_SECONDS)
 
     def is_active(self) -> bool:
         transport = self.client.get_transport()

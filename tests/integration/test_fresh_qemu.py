@@ -111,6 +111,8 @@ def test_fresh_machines_and_pcr11_in_one_boot(images: None, pytester: pytest.Pyt
     # A restore goes back into the boot the machine was saved in: no new boot is counted.
     assert properties["test_6_marked_sees_it_clean"]["mkosi_restores"] == "5", properties
     assert properties["test_6_marked_sees_it_clean"]["mkosi_boot"] == "1", properties
+    # Every restore replayed the SSH session saved with the machine (transport/replay.py); none fell back.
+    assert not any("mkosi_restore_fallbacks" in p for p in properties.values()), properties
     # test_2's slice starts at its restore: with test_1's journal position kept it would miss its own entry
     # (the restored journal numbers its entries again from the save), and with no position it would hold
     # the boot's.

@@ -1,5 +1,6 @@
-"""Fresh machines without a machine: the evidence Watch across a restore, and the saved sshd's banner
-replayed to paramiko (runners/snapshot.py) over a socket pair."""
+"""Fresh machines without a machine: the evidence Watch across a restore, a save that finds no sshd, and a
+restore whose saved session cannot be replayed (runners/snapshot.py, qemu_snapshots.py); the replay itself
+is tests/unit/test_session_replay.py."""
 
 from __future__ import annotations
 
@@ -11,18 +12,10 @@ from pathlib import Path
 import pytest
 
 from imagebuild.errors import RunError
-from imagebuild.launch.serial_sshd import open_fresh_sshd
+from imagebuild.launch.ssh_keys import make_keys
 from pytest_mkosi.evidence.collect import Watch
-from pytest_mkosi.runners.snapshot import (
-    SavedHandshake,
-    SnapshotError,
-    SshPort,
-    client_banner,
-    one_connection,
-    read_available,
-    read_kexinit,
-    save_with_sshd_waiting,
-)
+from pytest_mkosi.runners.snapshot import SnapshotError, SshPort, read_available, save_with_session
+from pytest_mkosi.transport.replay import SessionRecord
 
 
 def entry(cursor: str, message: str) -> str:
@@ -63,58 +56,7 @@ def test_a_restore_starts_the_slice_at_the_restored_journal_and_keeps_the_saved_
     assert found.console == ""  # the restore's console belongs to no test
 
 
-def kexinit_packet(payload: bytes = b"\x14" + b"c" * 16 + b"curve25519-sha256") -> bytes:
-    padding = 8 - (len(payload) + 5) % 8 + 8
-    return (1 + len(payload) + padding).to_bytes(4, "big") + bytes([padding]) + payload + b"\0" * padding
-
-
-def test_the_saved_handshake_is_replayed_and_the_client_banner_said_once() -> None:
-    server, client = socket.socketpair()
-    with server:
-        kexinit = kexinit_packet()
-        server.sendall(b"SSH-2.0-OpenSSH_10.0\r\n")
-        _, banner = open_fresh_sshd(lambda: client, deadline=time.monotonic() + 5)
-        assert banner == b"SSH-2.0-OpenSSH_10.0\r\n"
-        server.sendall(kexinit + b"later")  # the sshd's KEXINIT follows the client's banner
-        assert read_kexinit(client, time.monotonic() + 5) == kexinit  # not a byte more
-        said = client_banner()
-        assert said.startswith(b"SSH-2.0-paramiko_") and said.endswith(b"\r\n")
-        connect = one_connection(client, SavedHandshake(banner + kexinit, said))
-        replayed = connect()
-        assert replayed.recv(8) == b"SSH-2.0-"
-        assert replayed.recv(100) == b"OpenSSH_10.0\r\n" + kexinit
-        assert replayed.recv(100) == b"later"
-        # The saved sshd has had the banner: swallowed, whether it comes in pieces or with what follows.
-        assert replayed.send(said[:5]) == 5
-        replayed.sendall(said[5:] + b"KEXINIT")
-        assert server.recv(100) == b"KEXINIT"
-        # The saved sshd cannot take a second handshake: no retry on the same socket.
-        with pytest.raises(RunError, match="handshake with the sshd saved"):
-            connect()
-        replayed.close()
-
-
-def test_a_client_that_says_another_banner_does_not_reach_the_saved_sshd() -> None:
-    server, client = socket.socketpair()
-    with server:
-        replayed = one_connection(client, SavedHandshake(b"SSH-2.0-OpenSSH\r\n", b"SSH-2.0-paramiko_1.0\r\n"))()
-        with pytest.raises(ConnectionError, match="not the"):
-            replayed.sendall(b"SSH-2.0-paramiko_2.0\r\n")
-        replayed.close()
-        assert server.recv(100) == b""  # nothing went through
-
-
-def test_a_saved_sshd_must_send_its_kexinit() -> None:
-    for sent, error in ((b"", "sent no KEXINIT"), (b"\xff\xff\xff\xff", "no packet"),
-                        (kexinit_packet(b"\x15"), "message 21")):
-        server, client = socket.socketpair()
-        with server, client:
-            server.sendall(sent)
-            with pytest.raises(SnapshotError, match=error):
-                read_kexinit(client, time.monotonic() + 0.2)
-
-
-def test_no_banner_is_a_clear_error_and_leftovers_are_drained() -> None:
+def test_no_banner_is_a_clear_error_and_leftovers_are_drained(tmp_path: Path) -> None:
     server, client = socket.socketpair()
     with server, client:
         server.sendall(b"noise from the machine of before the load")
@@ -126,27 +68,29 @@ def test_no_banner_is_a_clear_error_and_leftovers_are_drained() -> None:
         server.sendall(b"\x00\x00\x01\x0cthe end of an old session")
         port = SshPort(None, lambda: client, "ibssh")  # type: ignore[arg-type]  # no save is reached
         with pytest.raises(SnapshotError, match="no sshd answered"):
-            save_with_sshd_waiting(port, "fresh", deadline=time.monotonic() + 0.5)
+            save_with_session(port, "fresh", make_keys(tmp_path), deadline=time.monotonic() + 0.5)
 
 
-def test_a_saved_sshd_that_fails_its_handshake_gives_way_to_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_saved_session_that_cannot_be_replayed_gives_way_to_a_fresh_sshd(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path: Path) -> None:
     from pytest_mkosi.runners import qemu as runner_module
     from pytest_mkosi.runners import qemu_snapshots
 
     runner = object.__new__(runner_module.QemuRunner)
     runner.name, runner._qmp, runner._ready = "m", object(), None  # type: ignore[assignment]
     monkeypatch.setattr(runner, "is_running", lambda: True)
-    runner._saved_handshakes = {"fresh": SavedHandshake(b"SSH-2.0-OpenSSH\r\n", client_banner())}
+    runner._saved_sessions = {"fresh": SessionRecord(((0, b"SSH-2.0-OpenSSH\r\n"),), b"SSH-2.0-x\r\n", 9, b"", b"")}
+    runner._keys = make_keys(tmp_path)
     runner.restore_fallbacks = 0
     pair = socket.socketpair()
     calls: list[str] = []
     monkeypatch.setattr(runner, "_ssh_port", lambda: object())
-    monkeypatch.setattr(qemu_snapshots, "load_with_sshd_waiting", lambda *a, **k: pair[0])
+    monkeypatch.setattr(qemu_snapshots, "load_with_session", lambda *a, **k: pair[0])
 
-    def garbled(*_: object) -> None:
-        raise RunError("the SSH handshake with the sshd saved in the snapshot failed")
+    def garbled(*_: object, **__: object) -> None:
+        raise RunError("the SSH handshake with the sshd of the snapshot failed")
 
-    monkeypatch.setattr(runner, "_connect_over", garbled)
+    monkeypatch.setattr(qemu_snapshots, "replay_session", garbled)
     monkeypatch.setattr(runner, "reconnect", lambda **_: calls.append("reconnect"))
     monkeypatch.setattr(runner, "connection", lambda: None)
     monkeypatch.setattr(qemu_snapshots, "set_guest_clock", lambda _: calls.append("clock"))

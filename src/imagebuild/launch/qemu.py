@@ -33,7 +33,7 @@ from imagebuild.config.setting import Effect
 from imagebuild.config.support import refusals
 from imagebuild.errors import RunError
 from imagebuild.launch import firmware as fw
-from imagebuild.launch import runtime_scratch, virtiofs
+from imagebuild.launch import io_uring, runtime_scratch, virtiofs
 from imagebuild.launch.accel import accelerator_args as accelerator_args  # re-exported
 from imagebuild.launch.accel import choose as choose_accelerator
 from imagebuild.launch.accel import qemu_version
@@ -328,7 +328,10 @@ def qemu_machine(config: Config, *, tools_tree: Path | None, options: QemuOption
                 argv += ["-drive", f"if=none,id=image,file={disk},format={disk_format},media=cdrom,readonly=on",
                          "-device", "virtio-scsi-pci,id=scsi", "-device", "scsi-cd,drive=image,bootindex=1"]
             else:
-                argv += ["-drive", f"if=none,id=image,file={disk},format={disk_format},cache=unsafe,discard=unmap",
+                # find_tool names the tree's binary as the command sees it: /usr/bin/NAME.
+                binary = tools_tree / qemu.lstrip("/") if tools_tree else Path(qemu)
+                aio = ",aio=io_uring" if io_uring.usable(binary) else ""
+                argv += ["-drive", f"if=none,id=image,file={disk},format={disk_format},cache=unsafe,discard=unmap{aio}",
                          "-device", "virtio-blk-pci,drive=image,bootindex=1"]
         drive_args, drive_files = qemu_drives(config, scratch)
         argv += drive_args
