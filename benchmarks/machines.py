@@ -17,8 +17,9 @@ qemu uses KVM where a probe boot works, TCG otherwise (this host: TCG; the note 
 `true` <= 3 ms, four nspawn machines all ready <= 3 s, restore to SSH-ready <= 1 s (nspawn and qemu, TCG
 included). A restore is what a fresh test gets (pytest_mkosi/fixtures/fresh.py): the machine is saved once
 after its boot (runner.snapshot()), each round dirties it (rm -rf /etc/default) and runner.restore() puts it
-back (nspawn: the saved overlay and a boot; qemu: QMP snapshot-load, SSH, the guest clock), checked clean
-afterwards. The host is shared: the load average is printed.
+back (nspawn: the saved overlay and a boot; qemu: QMP snapshot-load, the SSH session saved with the machine
+replayed on the host, the guest clock set), checked clean afterwards. The host is shared: the load average is
+printed.
 """
 
 from __future__ import annotations

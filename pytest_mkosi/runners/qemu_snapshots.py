@@ -1,5 +1,5 @@
 """Fresh qemu machines: the runner's snapshot() once after boot and restore() before each test that wants
-a fresh machine (the QMP jobs and the sshd saved with the machine are runners/snapshot.py's)."""
+a fresh machine (the QMP jobs and the SSH session saved with the machine are runners/snapshot.py's)."""
 
 from __future__ import annotations
 
