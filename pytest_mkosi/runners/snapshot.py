@@ -194,6 +194,7 @@ def save_with_session(port: SshPort, tag: str, keys: SshKeys, *, deadline: float
         transport = connection.client.get_transport()
         if not isinstance(transport, RepeatableTransport):
             raise SnapshotError("the SSH session to be saved with the machine cannot be replayed")
+        recording.wait_quiet(deadline=deadline)  # the guest has taken in all the client said
         port.qmp.command("stop")
         try:
             recording.wait_quiet(deadline=deadline)  # everything the guest sent before it stopped, recorded

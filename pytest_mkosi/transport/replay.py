@@ -19,8 +19,11 @@ The record can derive the session keys: it stays in memory and is never printed.
 
 from __future__ import annotations
 
+import fcntl
 import select
 import socket
+import struct
+import termios
 import threading
 import time
 from dataclasses import dataclass
@@ -135,14 +138,18 @@ class RecordingSocket(socket.socket):
             if self._recording:
                 self._sent += bytes(data)
 
+    def unheard(self) -> int:
+        """Whether the peer has yet to read some of what was sent (the kernel's count, not in bytes)."""
+        return int(struct.unpack("i", fcntl.ioctl(self.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0])
+
     def wait_quiet(self, *, quiet: float = 0.05, deadline: float) -> None:
-        """Until nothing has been waiting to be read for `quiet` seconds: with the guest stopped, everything
-        it sent has then been read (and recorded) by the transport's thread."""
+        """Until for `quiet` seconds nothing has waited to be read and the peer has read all that was sent:
+        with the guest stopped, everything it said has been recorded and it has heard all the client said."""
         still_since = time.monotonic()
         while time.monotonic() - still_since < quiet:
             if time.monotonic() > deadline:
                 raise TimeoutError("the SSH stream did not come to rest")
-            if select.select([self], [], [], 0)[0]:
+            if select.select([self], [], [], 0)[0] or self.unheard():
                 still_since = time.monotonic()
             time.sleep(0.005)
 

@@ -34,6 +34,10 @@ def test_recorded_chunks_come_in_step_with_what_the_client_sent() -> None:
         recording = RecordingSocket(host, b"SSH-2.0-sshd\r\n")
         assert recording.recv(100) == b"SSH-2.0-sshd\r\n"  # the banner read before, handed on
         recording.sendall(b"SSH-2.0-me\r\n")
+        assert recording.unheard()  # a save now would hold a guest that has not heard it
+        assert guest.recv(100) == b"SSH-2.0-me\r\n"
+        assert not recording.unheard()
+        recording.wait_quiet(deadline=time.monotonic() + 1)
         guest.sendall(b"first")
         assert recording.recv(100) == b"first"
         recording.send(b"abc")
