@@ -190,10 +190,10 @@ def save_with_session(port: SshPort, tag: str, keys: SshKeys, *, deadline: float
     connection = SshConnection.to_machine(_handed_once(recording), keys, record=True,
                                           timeout=max(1.0, deadline - time.monotonic()))
     try:
+        clock = GuestClockSetter.start(connection, timeout=max(1.0, deadline - time.monotonic()))
         transport = connection.client.get_transport()
         if not isinstance(transport, RepeatableTransport):
             raise SnapshotError("the SSH session to be saved with the machine cannot be replayed")
-        clock = GuestClockSetter.start(connection, timeout=max(1.0, deadline - time.monotonic()))
         recording.wait_quiet(deadline=deadline)  # the guest has taken in all the client said
         port.qmp.command("stop")
         try:
@@ -239,7 +239,7 @@ def replay_session(sock: socket.socket, record: SessionRecord, keys: SshKeys, *,
     connection = SshConnection.to_machine(_handed_once(ReplayingSocket(sock, record)), keys, replay=record,
                                           timeout=max(1.0, deadline - time.monotonic()))
     try:
-        set_guest_clock(connection, timeout=max(1.0, deadline - time.monotonic()))
+        GuestClockSetter.start(connection, timeout=max(1.0, deadline - time.monotonic())).set()
     except BaseException:
         connection.close()
         raise

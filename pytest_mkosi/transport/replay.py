@@ -33,8 +33,6 @@ import paramiko
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from paramiko.kex_curve25519 import KexCurve25519
 
-from imagebuild.launch.serial_sshd import PrefixedSocket
-
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
@@ -105,24 +103,26 @@ class RepeatableTransport(paramiko.Transport):
             self.recorded_kex_init = sent
 
 
-class RecordingSocket(PrefixedSocket):
-    """A connected socket that keeps what it receives (`prefix`, already received, first) and what it sends,
-    until freeze()."""
+class RecordingSocket(socket.socket):
+    """A connected socket that keeps what it receives (after `prefix`, already received) and counts what it
+    sends, until freeze()."""
 
     def __init__(self, sock: socket.socket, prefix: bytes) -> None:
-        super().__init__(sock, prefix)
+        super().__init__(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        self._prefix = prefix
         self._received: list[tuple[int, bytes]] = [(0, prefix)] if prefix else []
         self._sent = bytearray()
         self._lock = threading.Lock()
         self._recording = True
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        from_prefix = bool(self._prefix)  # recorded already
+        if self._prefix:
+            data, self._prefix = self._prefix[:bufsize], self._prefix[bufsize:]
+            return data
         data = super().recv(bufsize, flags)
-        if not from_prefix:
-            with self._lock:
-                if self._recording and data:
-                    self._received.append((len(self._sent), data))
+        with self._lock:
+            if self._recording and data:
+                self._received.append((len(self._sent), data))
         return data
 
     def send(self, data: ReadableBuffer, flags: int = 0) -> int:
