@@ -45,6 +45,13 @@ def root_disk(tree: Path, *, tools_tree: Path | None) -> Path | None:
         partial = entry.parent / f".{target.name}.making-{os.getpid()}"
         try:
             tree_to_ext4(tree, partial, minimum_size=None, tools_tree=tools_tree)
+            # On disk before it gets its name: a host that loses power must not keep a torn file system under
+            # the name that says it is complete (and the first boot does not compete with its writeback).
+            fd = os.open(partial, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.rename(partial, target)
         finally:
             partial.unlink(missing_ok=True)

@@ -230,3 +230,30 @@ def test_the_ext4_root_of_a_cached_tree_is_made_once_and_goes_with_its_entry(
     outside = tmp_path / "out" / "image"
     outside.mkdir(parents=True)
     assert root_disks.root_disk(outside, tools_tree=None) is None and list(outside.parent.iterdir()) == [outside]
+
+
+def test_the_ext4_root_is_on_disk_before_it_gets_its_name(
+        tmp_path: Path, builds: list[Config], monkeypatch: pytest.MonkeyPatch) -> None:
+    events: list[str] = []
+
+    def fake_ext4(tree: Path, target: Path, *, minimum_size: int | None, tools_tree: Path | None) -> None:
+        target.write_bytes(b"ext4")
+
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd: int) -> None:
+        events.append(f"fsync {os.readlink(f'/proc/self/fd/{fd}')}")
+        real_fsync(fd)
+
+    def rename(source: str | Path, target: str | Path) -> None:
+        events.append(f"rename {source}")
+        real_rename(source, target)
+
+    monkeypatch.setattr(root_disks, "tree_to_ext4", fake_ext4)
+    image = ImageCache(tmp_path / "cache", refresh="daily").get(config_in(tmp_path / "c"))
+    monkeypatch.setattr(root_disks.os, "fsync", fsync)
+    monkeypatch.setattr(root_disks.os, "rename", rename)
+    disk = root_disks.root_disk(image.path, tools_tree=None)
+    assert disk is not None and disk.read_bytes() == b"ext4"
+    partial = events[-1].removeprefix("rename ")
+    assert events[-2:] == [f"fsync {partial}", f"rename {partial}"], events
