@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from imagebuild.errors import RunError
 from imagebuild.launch import firmware as fw
 from imagebuild.launch import kvm
 from imagebuild.launch import qemu as q
-from imagebuild.launch.swtpm import Swtpm
+from imagebuild.launch.swtpm import Swtpm, reaping_namespace
 from imagebuild.verbs.qemu import split_kernel_argument
 
 KVER = "6.12.1-amd64"
@@ -423,3 +426,15 @@ def test_network_follows_runtimenetwork_unless_the_caller_decides(env: dict[str,
         assert value_after(vm.argv, "-nic") == ["user,model=virtio-net-pci"]
     with q.qemu_machine(config, tools_tree=env["tree"], options=q.QemuOptions(network=False)) as vm:
         assert value_after(vm.argv, "-nic") == ["none"]
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None or os.geteuid() != 0, reason="needs bwrap, as root")
+def test_swtpm_setup_runs_where_its_orphans_are_reaped_at_once(tmp_path: Path) -> None:
+    # What swtpm_setup does: start a process that outlives its parent, then wait until it is gone.
+    script = (f'( sleep 0.1 & echo $! >{tmp_path}/pid ); p=$(cat {tmp_path}/pid); '
+              'for i in $(seq 100); do kill -0 "$p" 2>/dev/null || exit 0; sleep 0.01; done; exit 1')
+    started = time.monotonic()
+    subprocess.run([*reaping_namespace(None), "bash", "-c", script], check=True, timeout=30)
+    assert time.monotonic() - started < 0.9
+    tree = make_tools_tree(tmp_path / "tools")
+    assert reaping_namespace(tree)[:2] == ["bwrap", "--unshare-pid"]
