@@ -13,13 +13,13 @@ Machine.run), from images in the plugin's image cache (built first when missing)
   the same tree shared over virtiofs instead);
 - qemu uefi: examples/disk + openssh-server, OVMF with Secure Boot, systemd-boot, a UKI, dm-verity, swtpm.
 qemu uses KVM where a probe boot works, TCG otherwise (this host: TCG; the note says why), and vsock where
-/dev/vhost-vsock exists, else virtio-serial. Goals on the project's 2-core host: nspawn ready <= 1 s,
-`true` <= 3 ms, four nspawn machines all ready <= 3 s, restore to SSH-ready <= 1 s (nspawn and qemu, TCG
-included). A restore is what a fresh test gets (pytest_mkosi/fixtures/fresh.py): the machine is saved once
-after its boot (runner.snapshot()), each round dirties it (rm -rf /etc/default) and runner.restore() puts it
-back (nspawn: the saved overlay and a boot; qemu: QMP snapshot-load, the SSH session saved with the machine
-replayed on the host, the guest clock set), checked clean afterwards. The host is shared: the load average is
-printed.
+/dev/vhost-vsock exists, else virtio-serial. Goals on the project's 2-core host: nspawn ready <= 1 s, `true`
+<= 3 ms, qemu under TCG (direct kernel boot) ready <= 15 s, four nspawn machines all ready <= 3 s, restore to
+SSH-ready <= 1 s (nspawn and qemu, TCG included). A restore is what a fresh test gets
+(pytest_mkosi/fixtures/fresh.py): the machine is saved once after its boot (runner.snapshot()), each round
+dirties it (rm -rf /etc/default) and runner.restore() puts it back (nspawn: the saved overlay and a boot;
+qemu: QMP snapshot-load, the SSH session saved with the machine replayed on the host, the guest clock set),
+checked clean afterwards. The host is shared: the load average is printed.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def measure(label: str, runs: int, restore_count: int) -> Figures:
                     restore_load = f"n/a: {e}"
         finally:
             runner.stop()
-        print(f"  {label}: ready after {ready[-1]:.2f} s", flush=True)
+        stalled = f" ({runner.stalled_boots} stalled boot(s) cut and booted again)" if runner.stalled_boots else ""
+        print(f"  {label}: ready after {ready[-1]:.2f} s{stalled}", flush=True)
     return Figures(label, ready, statistics.median(rtts), note, at_start, restored, restore_load)
 
 
@@ -194,7 +195,7 @@ def main() -> int:
     for f in figures:
         print(f"{f.label:{width}}{statistics.median(f.ready):>18.2f} s{f.round_trip * 1000:>19.2f} ms   "
               f"{f.load:<15} {f.note}")
-    print("goals (nspawn): ready <= 1 s, `true` <= 3 ms")
+    print("goals: nspawn ready <= 1 s, `true` <= 3 ms; qemu direct under TCG ready <= 15 s")
     if args.restores:
         print()
         print(f"{'':{width}}{f'restore -> SSH ready (median of {args.restores})':>36}   min / max   load before")

@@ -15,8 +15,8 @@ from pytest_mkosi.machine.result import (
     CommandFailed,
     CommandResult,
     CommandTimeout,
+    as_bash_code,
     as_command,
-    as_login_shell_line,
 )
 from pytest_mkosi.machine.systemd import Systemd
 from pytest_mkosi.machine.tpm import Tpm
@@ -73,9 +73,12 @@ class Machine(Waits, Systemd, Tpm):
         if self._login_bash is None:
             probe = connection.run('printf %s "$BASH_VERSION"', timeout=30)
             self._login_bash = probe.returncode == 0 and probe.stdout != ""
-        line = as_login_shell_line(cmd) if self._login_bash else as_command(cmd)
+        sink = to_log if stream else None
         try:
-            result = connection.run(line, timeout=limit, on_line=to_log if stream else None, display=display)
+            if self._login_bash:
+                result = connection.run_bash(as_bash_code(cmd), timeout=limit, on_line=sink, display=display)
+            else:
+                result = connection.run(as_command(cmd), timeout=limit, on_line=sink, display=display)
         except CommandTimeout:
             self._recover_stream(connection)
             raise

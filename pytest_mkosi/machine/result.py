@@ -51,9 +51,10 @@ def as_command(cmd: str | list[str]) -> str:
     return shlex.join(cmd)
 
 
-def as_login_shell_line(cmd: str | list[str]) -> str:
-    """as_command() for a bash login shell, without starting another bash: a string runs in a subshell with
-    `set -o pipefail -e` (the same as `bash -o pipefail -e -c`, one exec less per command)."""
+def as_bash_code(cmd: str | list[str]) -> str:
+    """as_command() as code for a bash that is already running (the command shell runs it in a subshell of
+    its own): a string in a group with `set -o pipefail -e` (the same as `bash -o pipefail -e -c`, without
+    starting another bash; parsed whole before it runs), a list as is (quoted)."""
     if isinstance(cmd, str):
-        return f"(set -o pipefail -e\n{cmd}\n)"
+        return f"{{ set -o pipefail -e\n{cmd}\n}}"
     return shlex.join(cmd)

@@ -14,18 +14,20 @@ whole group, whose id the first line of stdout told us, so a timed out command a
 END is a random marker printed after COMMAND has exited: once both streams have shown it, all output
 COMMAND wrote has arrived, and we need not wait for an EOF that never comes when COMMAND left a background
 process (`cmd &`) holding its stdout open. That process's later output is dropped.
+
+Where the login shell is bash, Machine runs its commands through `run_bash` instead: one bash per connection
+takes them one after another (command_shell.py), with the same process group, marker and timeout handling,
+and the exec channel is what it falls back to.
 """
 
 from __future__ import annotations
 
 import contextlib
 import secrets
-import select
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +36,11 @@ import paramiko
 from imagebuild.launch.serial_sshd import PrefixedSocket, open_fresh_sshd
 from imagebuild.launch.ssh_keys import HOST_KEY_ALIAS, SshKeys
 from pytest_mkosi.machine.result import CommandResult, CommandTimeout
+from pytest_mkosi.transport.command_shell import KILL_GRACE, CommandShell
 from pytest_mkosi.transport.replay import RepeatableTransport, SessionRecord, disabled_kex
+from pytest_mkosi.transport.streams import LineSink, OutputStreams
 
 SocketFactory = Callable[[], socket.socket]
-# Called with ("stdout" | "stderr", line) for every complete line while a command runs (stream=True).
-LineSink = Callable[[str, str], None]
-
-# How long after killing a timed out command we wait for its channel to close.
-KILL_GRACE = 5.0
 # After this many seconds in which the host sent nothing, it sends an SSH_MSG_IGNORE-like keepalive: under
 # TCG a guest's sshd on a virtio-serial port can miss the wake-up of a read and sleep on a request that has
 # arrived (every byte reached the port; sshd was in ppoll with no timeout); any later byte wakes it.
@@ -84,6 +83,10 @@ class SshConnection:
 
     def __init__(self, client: paramiko.SSHClient) -> None:
         self.client = client
+        # The persistent bash that run_bash() uses (command_shell.py), started at its first command; the
+        # lock keeps it to one command at a time (a second thread's command takes an exec channel).
+        self._shell: CommandShell | None = None
+        self._shell_lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -190,7 +193,7 @@ class SshConnection:
             channel = transport.open_session(timeout=30.0)
         except (paramiko.SSHException, EOFError, OSError) as e:
             raise ConnectionError(f"the SSH connection to the machine went down: {e}") from None
-        streams = _Streams(marker.encode(), on_line)
+        streams = OutputStreams(marker.encode(), on_line)
         try:
             channel.exec_command(line)
             channel.shutdown_write()
@@ -213,6 +216,44 @@ class SshConnection:
             raise CommandTimeout(display, timeout or 0.0, stdout, stderr)
         return CommandResult(display, status, stdout, stderr, duration)
 
+    def run_bash(
+        self, code: str, *, timeout: float | None = None, on_line: LineSink | None = None,
+        display: str | None = None,
+    ) -> CommandResult:
+        """run() for a guest whose login shell is bash: CODE runs on the connection's command shell
+        (command_shell.py), or on an exec channel (in a subshell) when the shell is busy or cannot be had."""
+        __tracebackhide__ = True
+        display = code if display is None else display
+        if self._shell_lock.acquire(blocking=False):
+            try:
+                # A shell retired before it took the command (see try_run) is replaced once.
+                for _ in range(2):
+                    shell = self._command_shell()
+                    if shell is None:
+                        break
+                    result = shell.try_run(code, timeout=timeout, display=display, on_line=on_line,
+                                           kill_group=self._kill_group)
+                    if result is not None:
+                        return result
+            finally:
+                self._shell_lock.release()
+        return self.run(f"({code}\n)", timeout=timeout, on_line=on_line, display=display)
+
+    def _command_shell(self) -> CommandShell | None:
+        if self._shell is not None and self._shell.usable:
+            return self._shell
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionError("the SSH connection to the machine is closed")
+        self._shell = CommandShell.open(transport)
+        return self._shell
+
+    def close_command_shell(self, *, wait: float = 0.0) -> None:
+        # Not under the lock: a command still running on the shell ends with the channel.
+        shell, self._shell = self._shell, None
+        if shell is not None:
+            shell.close(wait=wait)
+
     def _kill_group(self, group: int | None) -> None:
         """SIGKILL a timed out command's process group, on a channel of its own."""
         transport = self.client.get_transport()
@@ -233,6 +274,8 @@ class SshConnection:
         login, or its reply to a channel close) would never exit, and would then speak into the next
         connection. A guest that does not answer within `timeout` is hung up on anyway. Returns whether it
         answered (False also when the connection is closed): whether the stream still moves."""
+        # The shell first, until it has exited: what sshd sends for its channel comes before the reply.
+        self.close_command_shell(wait=min(timeout, 5.0))
         transport = self.client.get_transport()
         if transport is None or not transport.is_active():
             return False
@@ -244,86 +287,5 @@ class SshConnection:
         return not request.is_alive() and transport.is_active()
 
     def close(self) -> None:
+        self.close_command_shell()
         self.client.close()
-
-
-@dataclass
-class _Stream:
-    name: str
-    data: bytearray = field(default_factory=bytearray)
-    done: bool = False
-    emitted: int = 0  # how much of data went to the line sink already
-
-
-@dataclass
-class _Streams:
-    marker: bytes
-    on_line: LineSink | None
-    # The process group of the command, from the first line of stdout (None until it arrived).
-    group: int | None = None
-    _header: bytearray = field(default_factory=bytearray)
-    out: _Stream = field(default_factory=lambda: _Stream("stdout"))
-    err: _Stream = field(default_factory=lambda: _Stream("stderr"))
-
-    def collect(self, channel: paramiko.Channel, deadline: float | None) -> str:
-        """Read both streams together (neither may fill its window and block the other) until both showed
-        the end marker and the exit status is in, or EOF. Returns "done", "timeout" (`deadline` passed) or
-        "closed" (the connection went down under the command: the guest rebooted or powered off)."""
-        while True:
-            self._drain(channel)
-            if channel.closed and not channel.eof_received:
-                return "closed"
-            if channel.eof_received or (self.out.done and self.err.done):
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                return "timeout"
-            # The channel's fd wakes us for data on either stream and for EOF.
-            select.select([channel], [], [], 0.5)
-        # The exit status follows the output; it does not wake the fd, but its event does.
-        remaining = 5.0 if deadline is None else max(0.0, deadline - time.monotonic())
-        channel.status_event.wait(remaining)
-        self._drain(channel)
-        self._emit(self.out, final=True)
-        self._emit(self.err, final=True)
-        return "done" if channel.exit_status_ready() else "timeout"
-
-    def _drain(self, channel: paramiko.Channel) -> None:
-        while channel.recv_ready():
-            chunk = channel.recv(65536)
-            if self.group is None:
-                chunk = self._read_header(chunk)
-            self._feed(self.out, chunk)
-        while channel.recv_stderr_ready():
-            self._feed(self.err, channel.recv_stderr(65536))
-
-    def _read_header(self, chunk: bytes) -> bytes:
-        self._header += chunk
-        head, newline, rest = bytes(self._header).partition(b"\n")
-        if not newline:
-            return b""
-        self.group = int(head) if head.isdigit() else 0
-        return rest
-
-    def _feed(self, stream: _Stream, chunk: bytes) -> None:
-        if stream.done or not chunk:
-            return  # what a background process writes after the command ended is not the command's
-        start = max(0, len(stream.data) - len(self.marker))
-        stream.data += chunk
-        at = stream.data.find(self.marker, start)
-        if at >= 0:
-            del stream.data[at:]
-            stream.done = True
-        self._emit(stream, final=False)
-
-    def _emit(self, stream: _Stream, *, final: bool) -> None:
-        if self.on_line is None:
-            return
-        # Only complete lines while the stream goes on (the marker has no newline, so it is never in one).
-        pending = bytes(stream.data[stream.emitted:])
-        cut = len(pending) if final else pending.rfind(b"\n") + 1
-        for text in pending[:cut].decode(errors="replace").splitlines():
-            self.on_line(stream.name, text)
-        stream.emitted += cut
-
-    def text(self) -> tuple[str, str]:
-        return self.out.data.decode(errors="replace"), self.err.data.decode(errors="replace")

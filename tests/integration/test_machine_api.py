@@ -10,6 +10,7 @@ import os
 import shlex
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,32 @@ def test_background_process_keeping_stdout_open_does_not_hang(machine: Machine) 
     assert result.stdout == "started\n" and result.returncode == 0
     assert time.monotonic() - started < 1.0
     machine.succeed("pkill -f '^sleep 30$' || true")
+
+
+def test_commands_share_one_bash_but_none_of_its_state(machine: Machine) -> None:
+    # The connection's command shell (transport/command_shell.py) runs them: the same $$ each time.
+    shells = {machine.succeed("echo $$") for _ in range(3)}
+    assert len(shells) == 1
+    machine.succeed("cd /tmp; X=1; export Y=2; trap 'echo trapped' EXIT; set -u")
+    assert machine.succeed('pwd; echo "${X-unset} ${Y-unset}"') == "/root\nunset unset\n"
+    # A process that keeps the output open leaves with its shell: later commands see nothing of it.
+    machine.succeed("(sleep 0.5; echo stray) &")
+    assert machine.succeed("sleep 1; echo mine") == "mine\n"
+    assert machine.succeed("echo $$") not in shells
+
+
+def test_commands_from_several_threads_at_once(machine: Machine) -> None:
+    results: dict[int, str] = {}
+
+    def run(i: int) -> None:
+        results[i] = machine.succeed(f"sleep 0.3; echo {i}")
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == {i: f"{i}\n" for i in range(4)}
 
 
 def test_stream_writes_lines_to_the_log_as_they_come(machine: Machine, caplog: pytest.LogCaptureFixture) -> None:

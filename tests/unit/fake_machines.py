@@ -39,6 +39,11 @@ class FakeConnection:
                 on_line("stdout", line)
         return CommandResult(display or command, rc, out, err)
 
+    def run_bash(self, code: str, *, timeout: float | None = None, on_line: object = None,
+                 display: str | None = None) -> CommandResult:
+        # The guest's command shell takes the code as is; the fake sees the same line a test expects.
+        return self.run(code, timeout=timeout, on_line=on_line, display=display)
+
 
 class FakeRunner(Runner):
     kind = "fake"

@@ -19,7 +19,7 @@ def test_strings_run_with_pipefail_and_errexit_lists_as_quoted_words(tmp_path: P
     machine.run("false | true")
     machine.run(["echo", "a b", "$HOME"])
     lines = machine.runner.conn.lines  # type: ignore[attr-defined]
-    assert lines[1] == "(set -o pipefail -e\nfalse | true\n)"
+    assert lines[1] == "{ set -o pipefail -e\nfalse | true\n}"
     assert lines[2] == "echo 'a b' '$HOME'"
 
 

@@ -8,7 +8,8 @@ import types
 
 import pytest
 
-from pytest_mkosi.transport.ssh import SshConnection, _Streams
+from pytest_mkosi.transport.ssh import SshConnection
+from pytest_mkosi.transport.streams import OutputStreams
 
 MARKER = b"<end-123>"
 
@@ -54,7 +55,7 @@ class FakeChannel:
 
 def test_header_gives_the_process_group_and_markers_end_both_streams() -> None:
     with FakeChannel([b"41", b"7\nhel", b"lo\n<end-", b"123>late output"], [b"oops\n<end-123>"]) as channel:
-        streams = _Streams(MARKER, None)
+        streams = OutputStreams(MARKER, None)
         assert streams.collect(channel, None) == "done"  # type: ignore[arg-type]
     assert streams.group == 417
     assert streams.text() == ("hello\n", "oops\n")
@@ -62,14 +63,14 @@ def test_header_gives_the_process_group_and_markers_end_both_streams() -> None:
 
 def test_no_marker_yet_and_the_deadline_passed_is_incomplete() -> None:
     with FakeChannel([b"5\nworking\n"], [], status=False) as channel:
-        streams = _Streams(MARKER, None)
+        streams = OutputStreams(MARKER, None)
         assert streams.collect(channel, 0.0) == "timeout"  # type: ignore[arg-type]
     assert streams.group == 5 and streams.text()[0] == "working\n"
 
 
 def test_eof_without_marker_ends_too() -> None:
     with FakeChannel([b"5\n"], [b"bash: syntax error\n"], eof=True) as channel:
-        streams = _Streams(MARKER, None)
+        streams = OutputStreams(MARKER, None)
         assert streams.collect(channel, None) == "done"  # type: ignore[arg-type]
     assert streams.text() == ("", "bash: syntax error\n")
 
@@ -77,7 +78,7 @@ def test_eof_without_marker_ends_too() -> None:
 def test_lines_are_streamed_whole_as_they_come() -> None:
     seen: list[tuple[str, str]] = []
     with FakeChannel([b"1\nfirst li", b"ne\nsecond", b" line<end-123>"], [b"e1\n<end-123>"]) as channel:
-        streams = _Streams(MARKER, lambda name, line: seen.append((name, line)))
+        streams = OutputStreams(MARKER, lambda name, line: seen.append((name, line)))
         assert streams.collect(channel, None) == "done"  # type: ignore[arg-type]
     assert seen.index(("stdout", "first line")) < seen.index(("stdout", "second line"))
     assert sorted(seen) == [("stderr", "e1"), ("stdout", "first line"), ("stdout", "second line")]
@@ -86,7 +87,7 @@ def test_lines_are_streamed_whole_as_they_come() -> None:
 def test_a_channel_closed_under_us_ends_without_waiting_for_the_deadline() -> None:
     with FakeChannel([b"5\npartial"], [], status=False) as channel:
         channel.closed = True  # the guest went down mid-command
-        streams = _Streams(MARKER, None)
+        streams = OutputStreams(MARKER, None)
         assert streams.collect(channel, None) == "closed"  # type: ignore[arg-type]
     assert streams.text()[0] == "partial"
 
