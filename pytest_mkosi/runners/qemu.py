@@ -41,7 +41,7 @@ from imagebuild.launch.ssh_keys import SshKeys, make_keys
 from imagebuild.launch.vsock import free_cid, ssh_transport
 from pytest_mkosi.machine.runner import Runner
 from pytest_mkosi.machine.state import StateDir
-from pytest_mkosi.runners.qemu_boot import SupervisedBoot
+from pytest_mkosi.runners.qemu_boot import QemuCrashed, SupervisedBoot
 from pytest_mkosi.runners.qemu_snapshots import QemuSnapshots
 from pytest_mkosi.runners.qemu_supervisor import Spec
 from pytest_mkosi.runners.qmp import Qmp, QmpError
@@ -153,7 +153,8 @@ class QemuRunner(QemuSnapshots, Runner):
 
     def start(self, *, timeout: float = boot_timeout) -> None:
         """Boot (again, after a crash or power-off: on the same overlay); return once SSH answers. A boot
-        whose guest kernel stalls for good (runners/stall.py) is cut and started again, STALL_RETRIES times."""
+        whose guest kernel stalls for good (runners/stall.py) or whose qemu crashes is cut and started again,
+        STALL_RETRIES times."""
         if self.is_running():
             return
         started = time.monotonic()
@@ -163,7 +164,7 @@ class QemuRunner(QemuSnapshots, Runner):
             try:
                 self._boot_once(started, deadline)
                 return
-            except GuestStalled as e:
+            except (GuestStalled, QemuCrashed) as e:
                 if retry == STALL_RETRIES:
                     tail = self._console_tail()
                     self.stop()
@@ -198,11 +199,16 @@ class QemuRunner(QemuSnapshots, Runner):
         self._boot = SupervisedBoot.start(spec, state_dir, timeout=max(1.0, deadline - time.monotonic()))
         self.accelerator, self.accelerator_note = self._boot.accelerator, self._boot.accelerator_note
         self._qmp = Qmp(state / "qmp.sock")
-        if self._channel.ready_socket is not None:
-            self._ready = ReadyPort(self._channel.ready_socket)
-            self._ready.connect(deadline=deadline, alive=self.is_running)
+        try:
+            if self._channel.ready_socket is not None:
+                self._ready = ReadyPort(self._channel.ready_socket)
+                self._ready.connect(deadline=deadline, alive=self.is_running)
+            if not self._start_paused:
+                self._wait_ready(other_than=None, deadline=deadline, watch=watch)
+        except (OSError, RunError) as e:  # qemu gone (a port or socket closed), or the deadline
+            self._boot.raise_if_gone(e, since=watch.start)
+            raise
         if not self._start_paused:
-            self._wait_ready(other_than=None, deadline=deadline, watch=watch)
             self.boot_seconds = time.monotonic() - started
 
     def _wait_ready(self, *, other_than: str | None, deadline: float, watch: StallWatch | None = None) -> None:

@@ -19,6 +19,19 @@ from pytest_mkosi.machine.state import StateDir, kill_tree
 from pytest_mkosi.runners.qemu_supervisor import STOP_GRACE, Spec
 
 SUPERVISOR = Path(__file__).with_name("qemu_supervisor.py")
+# Signals qemu dies of by its own fault (a TCG bug under load, say), not by being stopped: boot again.
+CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGILL, signal.SIGFPE})
+QEMU_LOG_TAIL_LINES = 12
+EXIT_REPORT_WAIT = 5.0  # seconds: from the readiness port's EOF until qemu's exit is reported
+
+
+class QemuCrashed(Exception):
+    """qemu itself died of a signal during a boot (not the guest's doing); `since`: where the boot's console
+    output begins in the log, as GuestStalled's."""
+
+    def __init__(self, report: str, *, since: int = 0) -> None:
+        super().__init__(report)
+        self.since = since
 
 
 def supervisor_env() -> dict[str, str]:
@@ -96,6 +109,36 @@ class SupervisedBoot:
         with contextlib.suppress(OSError):
             return (self.state.path / "supervisor.log").read_text(errors="replace").strip()[-2000:]
         return ""
+
+    def exit_report(self) -> str:
+        """Once qemu is gone: how it ended and the end of what it printed (qemu.log), for an error."""
+        code = self.returncode
+        if code is None:
+            how = "qemu is gone (its supervisor did not report its status)"
+        elif code < 0:
+            how = f"qemu was killed by {signal.Signals(-code).name}"
+        else:
+            how = f"qemu exited with status {code}"
+        with contextlib.suppress(OSError):
+            lines = [line for line in (self.state.path / "qemu.log").read_text(errors="replace").splitlines()
+                     if line.strip()][-QEMU_LOG_TAIL_LINES:]
+            if lines:
+                return how + "; it printed:\n" + "\n".join(f"    {line}" for line in lines)
+        return how + " (it printed nothing)"
+
+    def raise_if_gone(self, error: Exception, *, since: int) -> None:
+        """For an error that may mean qemu is gone (the readiness port or the SSH socket closed): QemuCrashed
+        if qemu crashed, a ConnectionError that says how it ended and what it printed if it exited otherwise."""
+        if not self.wait(EXIT_REPORT_WAIT):
+            return  # qemu runs: the error is the guest's
+        report = self.exit_report()
+        if self.crashed():
+            raise QemuCrashed(report, since=since) from None
+        raise ConnectionError(f"{error or type(error).__name__}; {report}") from None
+
+    def crashed(self) -> bool:
+        """Whether qemu died of a crash signal of its own (CRASH_SIGNALS)."""
+        return self.returncode is not None and self.returncode < 0 and -self.returncode in CRASH_SIGNALS
 
     def is_running(self) -> bool:
         return self.qemu_pid is not None and not self._qemu_exited.is_set()

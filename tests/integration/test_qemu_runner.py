@@ -1,6 +1,7 @@
-"""The qemu runner for real: examples/disk (OVMF, Secure Boot, swtpm) booted under qemu (TCG here), reached
-over SSH on a virtio-serial port (no network, no vsock on this host), rebooted, crashed; the cached image
-unchanged afterwards; and nothing left behind when the pytest session that ran a machine is SIGKILLed."""
+"""The qemu runner for real: examples/disk (OVMF, Secure Boot, swtpm) booted under qemu (TCG here; its first
+qemu crashed on purpose and booted again), reached over SSH on a virtio-serial port (no network, no vsock on
+this host), rebooted, crashed; the cached image unchanged afterwards; and nothing left behind when the pytest
+session that ran a machine is SIGKILLed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,11 +48,30 @@ def image_digest(image: BuiltImage) -> str:
     return sha256(image.path)
 
 
+def crash_first_qemu(runner: QemuRunner, *, after: float) -> threading.Thread:
+    """SIGSEGV to the first qemu the runner spawns, `after` seconds in (as a qemu fault would end it)."""
+
+    def crash() -> None:
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        while (runner._boot is None or runner._boot.qemu_pid is None) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(after)
+        if runner._boot is not None and runner._boot.qemu_pid is not None:
+            os.kill(runner._boot.qemu_pid, signal.SIGSEGV)
+
+    thread = threading.Thread(target=crash, daemon=True)
+    thread.start()
+    return thread
+
+
 @pytest.fixture(scope="module")
 def machine(image: BuiltImage, image_digest: str, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[QemuRunner]:
     runner = QemuRunner(image.config, image.path, name="itest-qemu", tools_tree=tools_tree_for(image.config),
                         state_parent=tmp_path_factory.mktemp("machines"))
+    # Its first qemu crashes while the firmware runs: the runner boots the machine again (a real crash
+    # costs this module about a second).
+    crash_first_qemu(runner, after=1.0)
     runner.start(timeout=BOOT_TIMEOUT)
     try:
         yield runner
@@ -60,6 +81,7 @@ def machine(image: BuiltImage, image_digest: str, tmp_path_factory: pytest.TempP
 
 def test_ssh_over_virtio_serial(machine: QemuRunner) -> None:
     assert machine.transport == "virtio-serial" and machine.accelerator in ("kvm", "tcg")
+    assert machine.stalled_boots >= 1, "the crashed first qemu was not booted again"
     result = machine.connection().run("systemd-detect-virt; cat /proc/sys/kernel/random/boot_id; "
                                       "ls /sys/class/net; echo err >&2; exit 3")
     lines = result.stdout.split()

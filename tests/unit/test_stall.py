@@ -1,9 +1,12 @@
 """A boot whose guest kernel lost its timer (runners/stall.py): told from the console as it is written, and
 the qemu runner boots again once instead of waiting out its timeout (the process layer is faked here; a real
-lost timer cannot be caused on purpose)."""
+lost timer cannot be caused on purpose). A qemu that crashed is booted again the same way, and one that exited
+otherwise is reported with its status and its last words."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 import time
@@ -12,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from imagebuild.errors import RunError
-from pytest_mkosi.runners import stall
+from pytest_mkosi.runners import qemu_boot, stall
 from pytest_mkosi.runners.qemu import QemuRunner
+from pytest_mkosi.runners.qemu_boot import QemuCrashed, SupervisedBoot
 from pytest_mkosi.runners.readiness import ReadyPort
 from pytest_mkosi.runners.stall import GuestStalled, StallWatch
 from tests.unit.test_qemu_runner import disk_config
@@ -135,3 +139,66 @@ def test_a_stalled_restart_keeps_its_overlay_and_two_stalls_fail(tmp_path: Path,
     # last one, which made the start fail, stays for the error and the evidence.
     assert console.read_text() == f"the boot before the crash\nboot 2\n{LOST}"
     assert (tmp_path / "console.stalled.log").read_text() == f"boot 1\n{LOST}"
+
+
+class FakeSupervisor:
+    """A supervisor process whose event stream is `events` (closed: qemu's exit reported)."""
+
+    def __init__(self, events: object) -> None:
+        self.stdout = events
+        self.returncode = 0
+
+    def wait(self) -> int:
+        return 0
+
+
+def gone_boot(tmp_path: Path, status: int, printed: str) -> SupervisedBoot:
+    (tmp_path / "qemu.log").write_text(printed)
+    boot = SupervisedBoot(FakeSupervisor([]), FakeState(tmp_path))  # type: ignore[arg-type]
+    assert boot.wait(5)
+    boot.returncode = status
+    return boot
+
+
+def test_qemu_killed_by_a_crash_signal_is_a_crash_with_its_last_words(tmp_path: Path) -> None:
+    boot = gone_boot(tmp_path, -signal.SIGSEGV, "qemu-system-x86_64: warning: one\n\nline two\n")
+    assert boot.crashed()
+    with pytest.raises(QemuCrashed, match=r"killed by SIGSEGV; it printed:\n    qemu-system-x86_64: warning: one\n"
+                                          r"    line two$") as crash:
+        boot.raise_if_gone(ConnectionError("qemu closed the readiness port"), since=7)
+    assert crash.value.since == 7
+
+
+def test_qemu_that_exited_or_was_stopped_is_no_crash_and_the_error_says_how(tmp_path: Path) -> None:
+    boot = gone_boot(tmp_path, 1, "qemu-system-x86_64: -device vhost-user-fs-pci: Failed to connect\n")
+    assert not boot.crashed()
+    with pytest.raises(ConnectionError, match=r"^qemu closed the readiness port; qemu exited with status 1; it "
+                                              r"printed:\n    qemu-system-x86_64: -device vhost-user-fs-pci"):
+        boot.raise_if_gone(ConnectionError("qemu closed the readiness port"), since=0)
+    killed = gone_boot(tmp_path, -signal.SIGKILL, "")
+    assert not killed.crashed() and killed.exit_report() == "qemu was killed by SIGKILL (it printed nothing)"
+
+
+def test_an_error_while_qemu_runs_is_left_as_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qemu_boot, "EXIT_REPORT_WAIT", 0.05)
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as events:
+        boot = SupervisedBoot(FakeSupervisor(events), FakeState(tmp_path))  # type: ignore[arg-type]
+        boot.raise_if_gone(ConnectionError("the SSH socket closed"), since=0)  # returns: not qemu's doing
+        os.close(write_end)
+        assert boot.wait(5)
+
+
+def test_a_first_boot_whose_qemu_crashed_starts_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = runner_for(tmp_path)
+    states: list[FakeState] = []
+
+    def boot_once(started: float, deadline: float) -> None:
+        states.append(FakeState(tmp_path))
+        runner._state = states[-1]  # type: ignore[assignment]
+        raise QemuCrashed(f"qemu was killed by SIGABRT (boot {len(states)})")
+
+    monkeypatch.setattr(runner, "_boot_once", boot_once)
+    with pytest.raises(RunError, match=r"did not come up: qemu was killed by SIGABRT \(boot 2\) \(booted 2 times\)"):
+        runner.start()
+    assert len(states) == 2 and all(s.removed for s in states) and runner.stalled_boots == 1
