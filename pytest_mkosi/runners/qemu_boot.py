@@ -134,7 +134,7 @@ class SupervisedBoot:
         report = self.exit_report()
         if self.crashed():
             raise QemuCrashed(report, since=since) from None
-        raise ConnectionError(f"{error or type(error).__name__}; {report}") from None
+        raise ConnectionError(f"{str(error) or type(error).__name__}; {report}") from None
 
     def crashed(self) -> bool:
         """Whether qemu died of a crash signal of its own (CRASH_SIGNALS)."""

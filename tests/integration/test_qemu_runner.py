@@ -48,7 +48,7 @@ def image_digest(image: BuiltImage) -> str:
     return sha256(image.path)
 
 
-def crash_first_qemu(runner: QemuRunner, *, after: float) -> threading.Thread:
+def crash_first_qemu(runner: QemuRunner, *, after: float) -> None:
     """SIGSEGV to the first qemu the runner spawns, `after` seconds in (as a qemu fault would end it)."""
 
     def crash() -> None:
@@ -59,9 +59,7 @@ def crash_first_qemu(runner: QemuRunner, *, after: float) -> threading.Thread:
         if runner._boot is not None and runner._boot.qemu_pid is not None:
             os.kill(runner._boot.qemu_pid, signal.SIGSEGV)
 
-    thread = threading.Thread(target=crash, daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=crash, daemon=True).start()
 
 
 @pytest.fixture(scope="module")

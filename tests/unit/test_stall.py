@@ -146,7 +146,6 @@ class FakeSupervisor:
 
     def __init__(self, events: object) -> None:
         self.stdout = events
-        self.returncode = 0
 
     def wait(self) -> int:
         return 0
@@ -175,6 +174,8 @@ def test_qemu_that_exited_or_was_stopped_is_no_crash_and_the_error_says_how(tmp_
     with pytest.raises(ConnectionError, match=r"^qemu closed the readiness port; qemu exited with status 1; it "
                                               r"printed:\n    qemu-system-x86_64: -device vhost-user-fs-pci"):
         boot.raise_if_gone(ConnectionError("qemu closed the readiness port"), since=0)
+    with pytest.raises(ConnectionError, match=r"^TimeoutError; qemu exited with status 1"):
+        boot.raise_if_gone(TimeoutError(), since=0)  # an error with no words is named by its type
     killed = gone_boot(tmp_path, -signal.SIGKILL, "")
     assert not killed.crashed() and killed.exit_report() == "qemu was killed by SIGKILL (it printed nothing)"
 
